@@ -1,0 +1,1 @@
+"""The ``sganon`` command line (click). Only this package prints."""

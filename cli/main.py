@@ -1,0 +1,93 @@
+"""Root of the ``sganon`` command line.
+
+Sub-commands live in sibling modules, each exposing ``COMMANDS`` (a list of click
+commands/groups) and listed in :data:`COMMAND_MODULES`; plugins add more through the
+``sganon_add_commands`` hook.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+
+import click
+
+from sganon.core import SganonError, __version__
+from sganon.core.plugins import BLOCK_ENV
+
+#: Modules of this package that contribute commands, in help order.
+COMMAND_MODULES = [
+    "sganon.cli.plugins_cmd",
+    "sganon.cli.build_cmd",
+]
+
+
+class SganonGroup(click.Group):
+    """Turns sganon's typed errors into one clear line and exit code 2; plugins add commands."""
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except SganonError as error:
+            click.echo(f"Error: {error}", err=True)
+            ctx.exit(2)
+
+
+def block_plugins(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]) -> None:
+    """``--plugin no:NAME`` blocks a plugin; applied before any plugin loads."""
+    names = []
+    for value in values:
+        if not value.startswith("no:") or len(value) <= 3:
+            raise click.BadParameter(f"expected no:NAME, got {value!r}", ctx=ctx, param=param)
+        names.append(value[3:])
+    if names:
+        current = [n for n in os.environ.get(BLOCK_ENV, "").split(",") if n]
+        os.environ[BLOCK_ENV] = ",".join(current + names)
+
+
+@click.group(cls=SganonGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(__version__, "--version", prog_name="sganon")
+@click.option(
+    "--plugin",
+    "blocked",
+    multiple=True,
+    metavar="no:NAME",
+    callback=block_plugins,
+    expose_value=False,
+    is_eager=True,
+    help="Do not load the plugin NAME (repeatable).",
+)
+def cli() -> None:
+    """sganon: replace every person in images and videos by a newly generated one.
+
+    Realistic anonymization with Surface-Guided GANs (V-SAM, WACV 2023), plus classical
+    baselines; detectors, surface embedders, generators and losses are plugins.
+    """
+
+
+for _module in COMMAND_MODULES:
+    for _command in importlib.import_module(_module).COMMANDS:
+        cli.add_command(_command)
+
+
+def add_plugin_commands() -> None:
+    """Let plugins add commands (loads plugins; a broken plugin is skipped, not fatal)."""
+    from sganon.core.plugins import hooks
+
+    hooks().sganon_add_commands(cli=cli)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console-script entry point."""
+    args = sys.argv[1:] if argv is None else argv
+    # Plugins load lazily; blocking must be known first, so parse --plugin before loading.
+    for i, arg in enumerate(args):
+        if arg == "--plugin" and i + 1 < len(args) and args[i + 1].startswith("no:"):
+            os.environ[BLOCK_ENV] = ",".join(filter(None, [os.environ.get(BLOCK_ENV, ""), args[i + 1][3:]]))
+    add_plugin_commands()
+    cli.main(args=args, prog_name="sganon")
+
+
+if __name__ == "__main__":
+    main()

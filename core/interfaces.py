@@ -1,0 +1,139 @@
+"""The interfaces every plugin component implements.
+
+A component is a class registered in :data:`sganon.core.registry.MODELS`. Its *kind* is
+the interface it derives from (``Detector`` -> ``"detector"``, ...), and its ``name`` is
+the short name users type (``sganon build --generator vsam``). Names are unique within a
+kind; the registry key (the class name) is unique across all kinds.
+
+Each component class says what it needs and gives through class-level ``ports``, so
+``sganon build`` can check that parts fit without building anything heavy.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+from torch import nn
+
+from .structures import CropBatch, Detection, SurfaceMap
+
+PROFILES = ("paper", "tiny")
+
+
+class Component:
+    """Mixin of every registered component.
+
+    Class attributes:
+        kind: The interface's kind name (set by the interface classes below).
+        name: Short user-facing name, unique within the kind (e.g. ``"vsam"``).
+        description: One line shown by ``sganon plugins list`` and ``sganon build``.
+    """
+
+    kind: ClassVar[str] = ""
+    name: ClassVar[str] = ""
+    description: ClassVar[str] = ""
+
+    @classmethod
+    def default_args(cls, profile: str = "paper") -> dict[str, Any]:
+        """Constructor keyword arguments for a build profile (``"paper"`` or ``"tiny"``)."""
+        return {}
+
+    @classmethod
+    def ports(cls, args: dict[str, Any]) -> dict[str, Any]:
+        """What a component built with ``args`` consumes/produces, for fit checks.
+
+        Keys used by ``sganon build``: ``surface_channels`` (int), ``vertices`` (bool),
+        ``resolution`` (``[H, W]`` or ``None``), ``trainable`` (bool), ``realistic`` (bool).
+        """
+        return {}
+
+
+class Detector(Component, ABC):
+    """Finds people (and/or faces) in an RGB image."""
+
+    kind = "detector"
+    #: Which labels this detector reports (``"person"``, ``"face"``).
+    labels: ClassVar[tuple[str, ...]] = ("person",)
+
+    @abstractmethod
+    def detect(self, image: np.ndarray) -> list[Detection]:
+        """Detect in ``image``, uint8 RGB ``[H, W, 3]``; boxes lie inside the image."""
+
+
+class SurfaceEmbedder(Component, ABC):
+    """Gives each detected person a dense pixel-to-surface map."""
+
+    kind = "embedder"
+
+    @abstractmethod
+    def embed(self, image: np.ndarray, detections: list[Detection]) -> list[SurfaceMap]:
+        """One :class:`SurfaceMap` per person detection (same order), over its box."""
+
+
+class Generator(nn.Module, Component):
+    """Fills the unknown region of person crops.
+
+    Implementations must leave known pixels (``mask == 1``) exactly unchanged.
+    """
+
+    kind = "generator"
+
+    @abstractmethod
+    def anonymize(
+        self,
+        batch: CropBatch,
+        z: torch.Tensor | None = None,
+        truncation: float | None = None,
+        rng: torch.Generator | None = None,
+    ) -> torch.Tensor:
+        """Anonymize a batch of crops.
+
+        Args:
+            batch: The crops (see :class:`CropBatch`).
+            z: ``[N, z_channels]`` latents, or ``None`` to draw them from ``rng``.
+            truncation: ``t`` in [0, 1] pulling latents toward the average, if supported.
+            rng: Random source for anything drawn.
+
+        Returns:
+            ``[N, 3, H, W]`` in [-1, 1], equal to ``batch.image`` where ``batch.mask == 1``.
+        """
+
+
+class Discriminator(nn.Module, Component):
+    """Scores images as real/fake; may also predict auxiliary maps."""
+
+    kind = "discriminator"
+
+    @abstractmethod
+    def forward(self, img: torch.Tensor, condition: torch.Tensor, mask: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Returns at least ``{"score": [N, 1]}`` for ``img``/``condition`` ``[N, 3, H, W]``, ``mask`` ``[N, 1, H, W]``."""
+
+
+class Loss(nn.Module, Component):
+    """A training objective term; returns a per-sample loss ``[N]``.
+
+    Each loss documents the keyword tensors it reads in its ``forward``.
+    """
+
+    kind = "loss"
+
+
+#: Interfaces by kind, in the order ``sganon plugins list`` shows them.
+INTERFACES: dict[str, type] = {
+    "detector": Detector,
+    "embedder": SurfaceEmbedder,
+    "generator": Generator,
+    "discriminator": Discriminator,
+    "loss": Loss,
+}
+
+
+def kind_of(cls: type) -> str:
+    """The kind of a registered class: its interface's kind, or ``"other"``."""
+    for kind, interface in INTERFACES.items():
+        if isinstance(cls, type) and issubclass(cls, interface):
+            return kind
+    return "other"

@@ -1,0 +1,121 @@
+"""Named presets: registry.yaml plus the presets plugins return from ``sganon_presets``.
+
+>>> from sganon.core.presets import get_preset
+>>> get_preset("baseline.pixelate-16").component
+'pixelate'
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from importlib.resources import files
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .errors import PresetError
+from .interfaces import INTERFACES
+
+PRESET_KINDS = ("detector", "embedder", "generator")
+
+
+@dataclass(frozen=True)
+class WeightsSource:
+    """Where a preset's weights come from."""
+
+    url: str
+    sha256: str | None
+    format: str
+    licence: str
+    source: str = ""
+
+
+@dataclass(frozen=True)
+class Preset:
+    """A named, ready-to-use configuration of one component (+ its weights)."""
+
+    name: str
+    kind: str
+    component: str
+    args: dict[str, Any] = field(default_factory=dict)
+    description: str = ""
+    expects_embedder: str | None = None
+    weights: WeightsSource | None = None
+    origin: str = "registry.yaml"
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def registry_file() -> Path:
+    """The catalogue shipped with sganon (registry.yaml at the project's top level)."""
+    return Path(str(files("sganon.core").joinpath("registry.yaml")))
+
+
+def parse_preset(name: str, data: Any, origin: str) -> Preset:
+    """Validate one preset entry; raises :class:`PresetError` naming what is wrong."""
+    where = f"preset {name!r} ({origin})"
+    if not isinstance(data, dict):
+        raise PresetError(f"{where} must be a mapping, got {type(data).__name__}")
+    known = {"name", "kind", "component", "args", "description", "expects_embedder", "weights"}
+    for key in ("kind", "component"):
+        if key not in data:
+            raise PresetError(f"{where} lacks the field {key!r}")
+    if data["kind"] not in PRESET_KINDS or data["kind"] not in INTERFACES:
+        raise PresetError(f"{where} has kind {data['kind']!r}; expected one of {', '.join(PRESET_KINDS)}")
+    args = data.get("args") or {}
+    if not isinstance(args, dict):
+        raise PresetError(f"{where}: args must be a mapping")
+    weights = None
+    if data.get("weights") is not None:
+        w = data["weights"]
+        missing = [key for key in ("url", "format", "licence") if not w.get(key)]
+        if missing or "sha256" not in w:
+            raise PresetError(f"{where}: weights need url, sha256 (may be null), format and licence; missing {missing}")
+        sha = w["sha256"]
+        if sha is not None and (not isinstance(sha, str) or len(sha) != 64):
+            raise PresetError(f"{where}: weights.sha256 must be 64 hex digits or null")
+        weights = WeightsSource(str(w["url"]), sha, str(w["format"]), " ".join(str(w["licence"]).split()), str(w.get("source", "")))
+    return Preset(
+        name=name,
+        kind=data["kind"],
+        component=str(data["component"]),
+        args=dict(args),
+        description=" ".join(str(data.get("description", "")).split()),
+        expects_embedder=data.get("expects_embedder"),
+        weights=weights,
+        origin=origin,
+        extra={k: v for k, v in data.items() if k not in known},
+    )
+
+
+def load_registry_file(path: Path) -> dict[str, Preset]:
+    try:
+        document = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError) as error:
+        raise PresetError(f"cannot read the preset catalogue {path}: {error}") from error
+    if not isinstance(document, dict) or not isinstance(document.get("presets"), dict):
+        raise PresetError(f"{path} must hold a mapping `presets: {{name: preset}}`")
+    return {name: parse_preset(name, data, str(path.name)) for name, data in document["presets"].items()}
+
+
+def all_presets() -> dict[str, Preset]:
+    """Every preset: registry.yaml first, then those of loaded plugins; duplicates are an error."""
+    from .plugins import hooks
+
+    presets = load_registry_file(registry_file())
+    for result in hooks().sganon_presets():
+        for data in result or []:
+            name = data.get("name") if isinstance(data, dict) else None
+            if not name:
+                raise PresetError(f"a plugin returned a preset without a name: {data!r:.100}")
+            if name in presets:
+                raise PresetError(f"preset {name!r} is defined twice ({presets[name].origin} and a plugin)")
+            presets[name] = parse_preset(name, data, "plugin")
+    return presets
+
+
+def get_preset(name: str) -> Preset:
+    presets = all_presets()
+    if name not in presets:
+        raise PresetError(f"no preset named {name!r}; available: {', '.join(sorted(presets))}")
+    return presets[name]

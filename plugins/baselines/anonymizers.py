@@ -1,0 +1,174 @@
+"""Classical (non-generative) anonymizers operating on :class:`CropBatch` tensors."""
+
+from __future__ import annotations
+
+import math
+from typing import Any, ClassVar
+
+import torch
+import torch.nn.functional as F
+
+from sganon.core.errors import ConfigError
+from sganon.core.interfaces import Generator
+from sganon.core.registry import MODELS
+from sganon.core.structures import CropBatch
+
+
+def region_of(batch: CropBatch) -> torch.Tensor:
+    """Bool ``[N, 1, H, W]``: the pixels to anonymize (everything not known)."""
+    return batch.mask < 0.5
+
+
+def region_bounds(region: torch.Tensor) -> tuple[int, int, int, int] | None:
+    """``(y0, y1, x0, x1)`` half-open bounds of a 2-D bool region, or ``None`` if empty."""
+    rows = torch.nonzero(region.any(dim=1)).flatten()
+    cols = torch.nonzero(region.any(dim=0)).flatten()
+    if rows.numel() == 0:
+        return None
+    return int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1
+
+
+class BaselineAnonymizer(Generator):
+    """Shared behaviour: no surface input, any resolution, not trainable, composited output."""
+
+    @classmethod
+    def ports(cls, args: dict[str, Any]) -> dict[str, Any]:
+        return {"surface_channels": 0, "vertices": False, "resolution": None, "trainable": False, "realistic": False}
+
+    def fill(self, batch: CropBatch, region: torch.Tensor, rng: torch.Generator | None) -> torch.Tensor:
+        """``[N, 3, H, W]`` replacement pixels; only those in ``region`` are used."""
+        raise NotImplementedError
+
+    @torch.no_grad()
+    def anonymize(
+        self,
+        batch: CropBatch,
+        z: torch.Tensor | None = None,
+        truncation: float | None = None,
+        rng: torch.Generator | None = None,
+    ) -> torch.Tensor:
+        region = region_of(batch)
+        return torch.where(region, self.fill(batch, region, rng).to(batch.image.dtype), batch.image)
+
+    def forward(self, batch: CropBatch, rng: torch.Generator | None = None) -> torch.Tensor:
+        return self.anonymize(batch, rng=rng)
+
+
+@MODELS.register_module()
+class MaskOut(BaselineAnonymizer):
+    """Replace the person by a constant or noise.
+
+    Args:
+        fill: ``"black"``, ``"noise"`` (uniform in [-1, 1]) or ``"mean"`` (mean colour of
+            the region in each crop).
+    """
+
+    name: ClassVar[str] = "mask-out"
+    description: ClassVar[str] = "mask-out baseline: black, random noise or the region's mean colour"
+    FILLS = ("black", "noise", "mean")
+
+    def __init__(self, fill: str = "black") -> None:
+        super().__init__()
+        if fill not in self.FILLS:
+            raise ConfigError(f"MaskOut fill must be one of {', '.join(self.FILLS)}, got {fill!r}")
+        self.fill_mode = fill
+
+    def fill(self, batch: CropBatch, region: torch.Tensor, rng: torch.Generator | None) -> torch.Tensor:
+        image = batch.image
+        if self.fill_mode == "black":
+            return torch.full_like(image, -1.0)
+        if self.fill_mode == "noise":
+            noise = torch.rand(image.shape, generator=rng, dtype=torch.float32, device=image.device)
+            return noise * 2 - 1
+        weight = region.to(image.dtype)
+        mean = (image * weight).sum(dim=(2, 3), keepdim=True) / weight.sum(dim=(2, 3), keepdim=True).clamp_min(1)
+        return mean.expand_as(image)
+
+
+def gaussian_kernel(sigma: float) -> torch.Tensor:
+    radius = max(1, math.ceil(3 * sigma))
+    x = torch.arange(-radius, radius + 1, dtype=torch.float32)
+    kernel = torch.exp(-0.5 * (x / sigma) ** 2)
+    return kernel / kernel.sum()
+
+
+@MODELS.register_module()
+class GaussianBlur(BaselineAnonymizer):
+    """Gaussian blur of the person.
+
+    Args:
+        sigma_fraction: Blur sigma as a fraction of the region's longer side (per crop),
+            so far and near people are blurred alike.
+        min_sigma: Lower bound on sigma in pixels.
+    """
+
+    name: ClassVar[str] = "blur"
+    description: ClassVar[str] = "Gaussian-blur baseline (sigma relative to the person's size)"
+
+    def __init__(self, sigma_fraction: float = 0.05, min_sigma: float = 2.0) -> None:
+        super().__init__()
+        if sigma_fraction <= 0 or min_sigma <= 0:
+            raise ConfigError("GaussianBlur needs sigma_fraction > 0 and min_sigma > 0")
+        self.sigma_fraction = sigma_fraction
+        self.min_sigma = min_sigma
+
+    def fill(self, batch: CropBatch, region: torch.Tensor, rng: torch.Generator | None) -> torch.Tensor:
+        out = batch.image.clone()
+        for i in range(batch.image.shape[0]):
+            bounds = region_bounds(region[i, 0])
+            if bounds is None:
+                continue
+            y0, y1, x0, x1 = bounds
+            sigma = max(self.min_sigma, self.sigma_fraction * max(y1 - y0, x1 - x0))
+            kernel = gaussian_kernel(sigma).to(out.device, out.dtype)
+            radius = kernel.numel() // 2
+            image = batch.image[i : i + 1]
+            channels = image.shape[1]
+            # Separable blur; replicate padding keeps the edges from darkening.
+            horizontal = kernel.view(1, 1, 1, -1).expand(channels, 1, 1, -1)
+            vertical = kernel.view(1, 1, -1, 1).expand(channels, 1, -1, 1)
+            blurred = F.conv2d(F.pad(image, (radius, radius, 0, 0), mode="replicate"), horizontal, groups=channels)
+            blurred = F.conv2d(F.pad(blurred, (0, 0, radius, radius), mode="replicate"), vertical, groups=channels)
+            out[i] = blurred[0]
+        return out
+
+
+@MODELS.register_module()
+class Pixelate(BaselineAnonymizer):
+    """Pixelation: square blocks, ``blocks`` of them across the person's width.
+
+    Each block takes the mean colour of the region pixels it covers; the block grid starts
+    at the region's top-left corner.
+
+    Args:
+        blocks: Number of blocks across the person (the paper compares 8 and 16).
+    """
+
+    name: ClassVar[str] = "pixelate"
+    description: ClassVar[str] = "pixelation baseline (N blocks across the person)"
+
+    def __init__(self, blocks: int = 16) -> None:
+        super().__init__()
+        if int(blocks) < 1:
+            raise ConfigError(f"Pixelate needs blocks >= 1, got {blocks}")
+        self.blocks = int(blocks)
+
+    def fill(self, batch: CropBatch, region: torch.Tensor, rng: torch.Generator | None) -> torch.Tensor:
+        out = batch.image.clone()
+        for i in range(batch.image.shape[0]):
+            bounds = region_bounds(region[i, 0])
+            if bounds is None:
+                continue
+            y0, y1, x0, x1 = bounds
+            block = max(1, math.ceil((x1 - x0) / self.blocks))
+            height = math.ceil((y1 - y0) / block) * block
+            width = math.ceil((x1 - x0) / block) * block
+            weight = region[i : i + 1, :, y0:y1, x0:x1].to(out.dtype)
+            pixels = batch.image[i : i + 1, :, y0:y1, x0:x1] * weight
+            pad = (0, width - (x1 - x0), 0, height - (y1 - y0))
+            sums = F.avg_pool2d(F.pad(pixels, pad), block, divisor_override=1)
+            counts = F.avg_pool2d(F.pad(weight, pad), block, divisor_override=1)
+            means = sums / counts.clamp_min(1)
+            tiles = means.repeat_interleave(block, dim=2).repeat_interleave(block, dim=3)
+            out[i, :, y0:y1, x0:x1] = tiles[0, :, : y1 - y0, : x1 - x0]
+        return out
