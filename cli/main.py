@@ -18,8 +18,13 @@ from sganon.core.plugins import BLOCK_ENV
 
 #: Modules of this package that contribute commands, in help order.
 COMMAND_MODULES = [
+    "sganon.cli.anonymize_cmd",
     "sganon.cli.plugins_cmd",
     "sganon.cli.build_cmd",
+    "sganon.cli.train_cmd",
+    "sganon.cli.data_cmd",
+    "sganon.cli.weights_cmd",
+    "sganon.cli.check_reference_cmd",
 ]
 
 

@@ -18,6 +18,8 @@ from .errors import PresetError
 from .interfaces import INTERFACES
 
 PRESET_KINDS = ("detector", "embedder", "generator")
+#: A pipeline preset combines one preset of each kind above (``parts``), e.g. CSE + V-SAM.
+PIPELINE = "pipeline"
 
 
 @dataclass(frozen=True)
@@ -44,6 +46,8 @@ class Preset:
     weights: WeightsSource | None = None
     origin: str = "registry.yaml"
     extra: dict[str, Any] = field(default_factory=dict)
+    #: Pipeline presets only: ``{"detector": preset, "embedder": preset, "generator": preset}``.
+    parts: dict[str, str] = field(default_factory=dict)
 
 
 def registry_file() -> Path:
@@ -56,12 +60,26 @@ def parse_preset(name: str, data: Any, origin: str) -> Preset:
     where = f"preset {name!r} ({origin})"
     if not isinstance(data, dict):
         raise PresetError(f"{where} must be a mapping, got {type(data).__name__}")
-    known = {"name", "kind", "component", "args", "description", "expects_embedder", "weights"}
+    known = {"name", "kind", "component", "args", "description", "expects_embedder", "weights", "parts"}
+    if data.get("kind") == PIPELINE:
+        parts = data.get("parts")
+        if not isinstance(parts, dict) or set(parts) != set(PRESET_KINDS):
+            raise PresetError(f"{where}: a pipeline needs `parts` naming a preset for each of {', '.join(PRESET_KINDS)}")
+        return Preset(
+            name=name,
+            kind=PIPELINE,
+            component="",
+            description=" ".join(str(data.get("description", "")).split()),
+            origin=origin,
+            parts={kind: str(parts[kind]) for kind in PRESET_KINDS},
+        )
     for key in ("kind", "component"):
         if key not in data:
             raise PresetError(f"{where} lacks the field {key!r}")
     if data["kind"] not in PRESET_KINDS or data["kind"] not in INTERFACES:
-        raise PresetError(f"{where} has kind {data['kind']!r}; expected one of {', '.join(PRESET_KINDS)}")
+        raise PresetError(
+            f"{where} has kind {data['kind']!r}; expected one of {', '.join(PRESET_KINDS + (PIPELINE,))}"
+        )
     args = data.get("args") or {}
     if not isinstance(args, dict):
         raise PresetError(f"{where}: args must be a mapping")
@@ -111,6 +129,10 @@ def all_presets() -> dict[str, Preset]:
             if name in presets:
                 raise PresetError(f"preset {name!r} is defined twice ({presets[name].origin} and a plugin)")
             presets[name] = parse_preset(name, data, "plugin")
+    for preset in presets.values():
+        for kind, part in preset.parts.items():
+            if part not in presets or presets[part].kind != kind:
+                raise PresetError(f"pipeline preset {preset.name!r}: its {kind} {part!r} is not a {kind} preset")
     return presets
 
 

@@ -12,6 +12,7 @@ interface they implement (see :mod:`sganon.core.interfaces`), not from the regis
 
 from __future__ import annotations
 
+from mmengine import registry as mmengine_registry
 from mmengine.registry import DATASETS as MMENGINE_DATASETS
 from mmengine.registry import HOOKS as MMENGINE_HOOKS
 from mmengine.registry import MODELS as MMENGINE_MODELS
@@ -43,3 +44,28 @@ MODELS = PluginRegistry("model", parent=MMENGINE_MODELS, scope=SCOPE)
 DATASETS = PluginRegistry("dataset", parent=MMENGINE_DATASETS, scope=SCOPE)
 #: Runner hooks (sample grids, metrics, weight export).
 HOOKS = PluginRegistry("hook", parent=MMENGINE_HOOKS, scope=SCOPE)
+
+
+def scoped_child(root: Registry) -> Registry:
+    """A plain ``sganon`` child of one of mmengine's runner registries.
+
+    With ``default_scope = "sganon"`` the Runner looks every part up in the sganon node of
+    each registry tree (and warns where there is none); these children hold sganon's loops,
+    samplers and optimizer parts, and fall back to mmengine's own classes.
+    """
+    return Registry(root.name, parent=root, scope=SCOPE)
+
+
+LOOPS = scoped_child(mmengine_registry.LOOPS)
+DATA_SAMPLERS = scoped_child(mmengine_registry.DATA_SAMPLERS)
+OPTIMIZERS = scoped_child(mmengine_registry.OPTIMIZERS)
+OPTIM_WRAPPERS = scoped_child(mmengine_registry.OPTIM_WRAPPERS)
+OPTIM_WRAPPER_CONSTRUCTORS = scoped_child(mmengine_registry.OPTIM_WRAPPER_CONSTRUCTORS)
+MODEL_WRAPPERS = scoped_child(mmengine_registry.MODEL_WRAPPERS)
+PARAM_SCHEDULERS = scoped_child(mmengine_registry.PARAM_SCHEDULERS)
+LOG_PROCESSORS = scoped_child(mmengine_registry.LOG_PROCESSORS)
+VISUALIZERS = scoped_child(mmengine_registry.VISUALIZERS)
+VISBACKENDS = scoped_child(mmengine_registry.VISBACKENDS)
+RUNNERS = scoped_child(mmengine_registry.RUNNERS)
+RUNNER_CONSTRUCTORS = scoped_child(mmengine_registry.RUNNER_CONSTRUCTORS)
+FUNCTIONS = scoped_child(mmengine_registry.FUNCTIONS)

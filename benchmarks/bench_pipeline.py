@@ -1,0 +1,189 @@
+"""Benchmark of the anonymization pipeline: seconds per stage and per image, video fps.
+
+Images: 1280x720 composites of 1 to 5 copies of scikit-image's astronaut photo (a real
+person, shipped in the package) on a grey background, run through the offline detector
+and the chosen generator. Video: a 720p clip of the 3-person composite drifting sideways,
+anonymized through the same path as ``sganon anonymize`` (tracking, H.264 encoding).
+
+Usage::
+
+    python benchmarks/bench_pipeline.py                       # CPU, default (baseline) generator
+    python benchmarks/bench_pipeline.py --device cuda          # generator on the GPU
+    python benchmarks/bench_pipeline.py --generator vsam --random-weights --device cuda
+        # timing of an untrained generator of the paper's size (no weights needed)
+
+Prints one table row per person count (mean of --repeats runs after one warm-up) and the
+video fps; ``--json FILE`` also writes the figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import sganon.plugins.baselines  # noqa: F401  (registered also without installed entry points)
+import sganon.plugins.offline  # noqa: F401
+
+STAGES = ("detect", "embed", "crop", "generate", "paste", "faces")
+
+
+def composite(people: int, shift: int = 0) -> np.ndarray:
+    """A 720p image with ``people`` astronauts side by side (each 360 pixels tall)."""
+    from PIL import Image
+    from skimage import data
+
+    person = Image.fromarray(data.astronaut()).resize((360, 360), Image.Resampling.BILINEAR)
+    canvas = np.full((720, 1280, 3), 128, np.uint8)
+    step = (1280 - 360) // max(people - 1, 1) if people > 1 else 0
+    for i in range(people):
+        x = min(1280 - 360, max(0, 460 if people == 1 else i * step) + shift)
+        canvas[300:660, x : x + 360] = np.asarray(person)
+    return canvas
+
+
+def given_persons(people: int) -> list:
+    """The persons of :func:`composite` as detections (elliptic masks), for --given-detections."""
+    from sganon.core.structures import Box, Detection
+
+    step = (1280 - 360) // max(people - 1, 1) if people > 1 else 0
+    persons = []
+    for i in range(people):
+        x = min(1280 - 360, 460 if people == 1 else i * step)
+        ys, xs = np.mgrid[0:340, 0:240]
+        mask = ((ys - 170) / 170) ** 2 + ((xs - 120) / 120) ** 2 <= 1
+        persons.append(Detection(Box(x + 60, 315, x + 300, 655), 0.9, mask))
+    return persons
+
+
+def build_anonymizer(args: argparse.Namespace):
+    import torch
+    from sganon.core.components import build_component, component_class
+    from sganon.core.pipeline import Anonymizer, GeneratorChoice, choose_generator
+
+    if args.random_weights:
+        cls = component_class("generator", args.generator)
+        generator_args = cls.default_args("paper")
+        ports = cls.ports(generator_args)
+        generator = build_component("generator", args.generator).eval()
+        channels = int(ports.get("surface_channels") or 0)
+        embedder = build_component("embedder", args.embedder) if channels else None
+        resolution = ports.get("resolution")
+        choice = GeneratorChoice(
+            generator,
+            f"{args.generator} (random weights)",
+            False,
+            None if resolution is None else tuple(resolution),
+            channels,
+            bool(ports.get("vertices")),
+            embedder,
+        )
+    else:
+        choice = choose_generator(args.generator, args.preset, args.embedder)
+    torch.set_num_threads(args.threads)
+    if args.given_detections:
+        return Anonymizer(choice, None, None, batch_size=args.batch_size, device=args.device)
+    return Anonymizer(
+        choice,
+        build_component("detector", "offline"),
+        build_component("detector", "offline-face"),
+        batch_size=args.batch_size,
+        device=args.device,
+    )
+
+
+def bench_images(anonymizer, repeats: int, given: bool) -> list[dict]:
+    from sganon.core.pipeline import Detections
+
+    rows = []
+    for people in range(1, 6):
+        image = composite(people)
+        detections = Detections(given_persons(people)) if given else None
+        anonymizer.anonymize(image, detections)  # warm-up
+        runs = []
+        for _ in range(repeats):
+            start = time.perf_counter()
+            result = anonymizer.anonymize(image, detections)
+            runs.append(
+                {"total": time.perf_counter() - start, **result.timings, "found": len(result.detections.persons)}
+            )
+        row = {"people": people, "found": runs[-1]["found"]}
+        for key in ("total", *STAGES):
+            row[key] = statistics.mean(run.get(key, 0.0) for run in runs)
+        rows.append(row)
+        print(
+            f"{people} people (found {row['found']}): total {row['total']:.3f} s | "
+            + " ".join(f"{k} {row[k]:.3f}" for k in STAGES),
+            flush=True,
+        )
+    return rows
+
+
+def bench_video(anonymizer, frames: int, fps: int) -> dict:
+    import av
+    from sganon.core.anonymize_files import FileAnonymizer, Job
+
+    with tempfile.TemporaryDirectory() as folder:
+        source = Path(folder) / "clip.mp4"
+        with av.open(str(source), "w") as container:
+            stream = container.add_stream("libx264", rate=fps)
+            stream.width, stream.height, stream.pix_fmt = 1280, 720, "yuv420p"
+            for i in range(frames):
+                frame = av.VideoFrame.from_ndarray(composite(3, shift=2 * i), format="rgb24")
+                for packet in stream.encode(frame):
+                    container.mux(packet)
+            for packet in stream.encode(None):
+                container.mux(packet)
+        runner = FileAnonymizer(anonymizer, Path(folder) / "out")
+        start = time.perf_counter()
+        result = runner.run([Job("video", source, "clip.mp4")])
+        seconds = time.perf_counter() - start
+        if result.failed:
+            raise SystemExit(f"video failed: {result.failed}")
+    figures = {"frames": frames, "seconds": seconds, "fps": frames / seconds}
+    print(f"video 1280x720, {frames} frames, 3 people: {seconds:.1f} s = {figures['fps']:.2f} fps", flush=True)
+    return figures
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--generator", default=None, help="generator component (default: sganon's default choice)")
+    parser.add_argument("--preset", default=None, help="generator preset")
+    parser.add_argument("--embedder", default=None, help="embedder (with --random-weights: default bones)")
+    parser.add_argument("--random-weights", action="store_true", help="build --generator untrained (timing only)")
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--threads", type=int, default=2, help="torch CPU threads")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--video-frames", type=int, default=30)
+    parser.add_argument("--video-fps", type=int, default=30)
+    parser.add_argument(
+        "--given-detections",
+        action="store_true",
+        help="skip the detectors (fixed elliptic persons): times the other stages alone",
+    )
+    parser.add_argument("--json", type=Path, default=None)
+    args = parser.parse_args()
+    if args.random_weights and not args.generator:
+        parser.error("--random-weights needs --generator")
+    if args.random_weights and not args.embedder:
+        args.embedder = "bones"
+    anonymizer = build_anonymizer(args)
+    print(f"generator: {anonymizer.choice.label}, device {args.device}", flush=True)
+    figures = {
+        "generator": anonymizer.choice.label,
+        "device": args.device,
+        "images": bench_images(anonymizer, args.repeats, args.given_detections),
+    }
+    if args.video_frames > 0 and not args.given_detections:
+        figures["video"] = bench_video(anonymizer, args.video_frames, args.video_fps)
+    if args.json:
+        args.json.write_text(json.dumps(figures, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,207 @@
+"""``sganon anonymize``: photos, folders, videos and COCO datasets, offline by default."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+
+@click.command("anonymize")
+@click.argument("inputs", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option(
+    "-o",
+    "--output",
+    required=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Output folder (created). Outputs keep the input's relative path and file name.",
+)
+@click.option(
+    "--ext",
+    type=click.Choice(["png", "jpg"]),
+    default=None,
+    help="Write images in this format [default: the input's format].",
+)
+@click.option("--generator", default=None, help="Generator component (e.g. pixelate, blur, mask-out, vsam).")
+@click.option(
+    "--preset",
+    default=None,
+    help="Generator or pipeline preset from registry.yaml (e.g. baseline.blur, vsam.fba-configE, sganon.fba-cse).",
+)
+@click.option("--embedder", default=None, help="Surface embedder [default: the one the generator was trained with].")
+@click.option("--detector", default=None, help="Person detector component [default: the preset's, else offline].")
+@click.option(
+    "--face-detector",
+    default="offline-face",
+    show_default=True,
+    help="Face detector component ('none' to skip faces without a body).",
+)
+@click.option(
+    "--detections",
+    "detections_file",
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    default=None,
+    help="Re-use detections from a file written by --export-detections instead of detecting.",
+)
+@click.option(
+    "--export-detections",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Write what was anonymized (boxes, scores, COCO RLE masks, faces) to this JSON file.",
+)
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the latents (same seed, same output).")
+@click.option(
+    "--truncation",
+    type=click.FloatRange(0, 1),
+    default=None,
+    help="Truncation t in [0, 1] towards the average person (realistic generators).",
+)
+@click.option(
+    "--feather",
+    type=click.IntRange(0, 64),
+    default=0,
+    show_default=True,
+    help="Soft edge width (pixels) inside each replaced region.",
+)
+@click.option(
+    "--batch-size", type=click.IntRange(1, 256), default=8, show_default=True, help="Crops per generator call."
+)
+@click.option("--device", default="cpu", show_default=True, help="Torch device of the generator (cpu, cuda, cuda:1).")
+@click.option(
+    "--detect-max-side",
+    type=click.IntRange(64, 100000),
+    default=1920,
+    show_default=True,
+    help="Detect on a copy downscaled to this longest side; anonymize at full resolution.",
+)
+@click.option("--start", type=click.FloatRange(0), default=0.0, show_default=True, help="Videos: start (seconds).")
+@click.option("--end", type=click.FloatRange(0), default=None, help="Videos: end (seconds).")
+@click.option(
+    "--detect-every",
+    type=click.IntRange(1, 1000),
+    default=1,
+    show_default=True,
+    help="Videos: detect every N frames; tracks carry persons in between.",
+)
+@click.option(
+    "--coco-images",
+    type=click.Path(file_okay=False, exists=True, path_type=Path),
+    default=None,
+    help="COCO inputs: the image folder [default: the annotation file's folder].",
+)
+@click.option("--visualize", is_flag=True, help="Also write NAME.visualization.png: detections and surface map.")
+@click.option("--continue-on-error", is_flag=True, help="Go on with the other inputs when one fails.")
+@click.option("--quiet", is_flag=True, help="No progress bars.")
+def anonymize(
+    inputs: tuple[Path, ...],
+    output: Path,
+    ext: str | None,
+    generator: str | None,
+    preset: str | None,
+    embedder: str | None,
+    detector: str,
+    face_detector: str,
+    detections_file: Path | None,
+    export_detections: Path | None,
+    seed: int,
+    truncation: float | None,
+    feather: int,
+    batch_size: int,
+    device: str,
+    detect_max_side: int,
+    start: float,
+    end: float | None,
+    detect_every: int,
+    coco_images: Path | None,
+    visualize: bool,
+    continue_on_error: bool,
+    quiet: bool,
+) -> None:
+    """Anonymize every person in INPUT... (images, folders, videos, COCO annotation JSON).
+
+    Offline, without imported weights, persons are replaced by a baseline (pixelation);
+    the output says which generator was used. Inputs that fail are named and produce no
+    output; the exit code is then 1.
+    """
+    from sganon.core.anonymize_files import DetectionFile, FileAnonymizer, collect_jobs, write_detections
+    from sganon.core.components import build_component
+    from sganon.core.errors import ConfigError
+    from sganon.core.pipeline import Anonymizer, choose_generator
+    from tqdm import tqdm
+
+    if end is not None and end <= start:
+        raise ConfigError(f"--end ({end}) must be after --start ({start})")
+    jobs = collect_jobs(inputs, coco_images)
+    if not jobs:
+        raise ConfigError("no images or videos found in the inputs")
+    choice = choose_generator(generator, preset, embedder)
+    if visualize and choice.embedder is None:
+        choice.embedder = build_component("embedder", "bones")
+    if choice.notice:
+        click.echo(f"Note: {choice.notice}", err=True)
+    reuse = DetectionFile.read(detections_file) if detections_file else None
+    if reuse or detector == "none":
+        person_detector = None
+    elif detector is None and choice.detector is not None:
+        person_detector = choice.detector
+    else:
+        person_detector = build_component("detector", detector or "offline")
+    faces = None if reuse or face_detector == "none" else build_component("detector", face_detector)
+    # Exported face boxes are the replaced regions already: re-used ones are not grown again.
+    pipeline = Anonymizer(
+        choice,
+        person_detector,
+        faces,
+        batch_size=batch_size,
+        truncation=truncation,
+        seed=seed,
+        feather=feather,
+        detect_max_side=detect_max_side,
+        device=device,
+        face_margin=0.0 if reuse else 0.2,
+    )
+    runner = FileAnonymizer(
+        pipeline,
+        output,
+        ext,
+        reuse,
+        export=export_detections is not None,
+        visualize=visualize,
+        start=start,
+        end=end,
+        detect_every=detect_every,
+    )
+    click.echo(
+        f"generator: {choice.label} ({'realistic' if choice.realistic else 'baseline, not realistic'})", err=True
+    )
+    show = not quiet and (len(jobs) > 1 or any(job.kind == "video" for job in jobs))
+    files_bar = tqdm(total=len(jobs), unit="file", disable=not show or len(jobs) < 2, file=sys.stderr)
+    bars = []
+
+    def frame_progress(job, total):
+        bar = tqdm(desc=job.name, unit="frame", disable=not show, leave=False, file=sys.stderr)
+        bars.append(bar)
+        return bar.update
+
+    result = runner.run(jobs, continue_on_error, on_job=lambda job: files_bar.update(1), frame_progress=frame_progress)
+    for bar in bars:
+        bar.close()
+    files_bar.close()
+    if export_detections is not None:
+        write_detections(export_detections, result.detections)
+        click.echo(f"detections written to {export_detections}", err=True)
+    click.echo(f"wrote {len(result.written)} file(s) to {output}")
+    if result.failed:
+        for path, reason in result.failed:
+            click.echo(f"FAILED {path}: {reason}", err=True)
+        not_run = len(jobs) - len(result.written) - len(result.failed)
+        if not continue_on_error and not_run > 0:
+            click.echo(
+                f"stopped after the first failure; {not_run} input(s) not processed (use --continue-on-error)", err=True
+            )
+        click.echo(f"{len(result.failed)} input(s) failed; no output was written for them", err=True)
+        sys.exit(1)
+
+
+COMMANDS = [anonymize]

@@ -1,0 +1,158 @@
+"""Box expansion of the paper's anonymizer (SPEC §7.3 of ``shared/reference/vsam``).
+
+A person's crop is not its tight box: the box is grown by a margin, brought to the
+generator's aspect ratio (height / width, 288 / 160 = 1.8 for V-SAM) and grown further
+until at least 30 % of it is background, so the generator sees context around the body.
+The result may reach past the image borders (those pixels are padding in the crop).
+
+This module is the one place that rule lives; the anonymization pipeline and
+``sganon data prepare`` both call :func:`expand_person_box`.
+
+Public API (stable):
+
+* :func:`expand_axis` -- the axis rule (grow one axis to a target length, shift inside).
+* :func:`tight_box` -- the tight box of a box-local mask (one extra pixel at the end).
+* :func:`expand_box` -- steps b-d: margin, aspect ratio, background share.
+* :func:`expand_person_box` -- all of §7.3 for one mask; ``None`` for persons too small.
+
+>>> expand_axis(10, 20, 14, 100)
+(8, 22)
+>>> import numpy as np
+>>> mask = np.zeros((100, 60), bool); mask[10:90, 20:40] = True
+>>> expand_person_box(mask, Box(100, 50, 160, 150), image_height=400, image_width=400)
+Box(x0=106, y0=56, x1=155, y1=145)
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from .errors import InputError
+from .structures import Box
+
+#: The paper's generator aspect ratio, height / width = 288 / 160.
+PAPER_ASPECT = 288 / 160
+#: Growth of each side of the tight box (step b): ``len -> floor(len * (1 + margin))``.
+PAPER_MARGIN = 0.1
+#: Minimum share of background pixels in the final box (step d).
+PAPER_MIN_BACKGROUND = 0.3
+#: Persons whose tight box has fewer pixels than this are skipped by the generator.
+PAPER_MIN_AREA = 32 * 32
+
+
+def expand_axis(start: int, end: int, target: int, limit: int) -> tuple[int, int]:
+    """Grow (or shrink) ``[start, end)`` to length ``target``, then shift it into ``[0, limit)``.
+
+    Both ends move by ``(target - length) // 2``; an odd remainder goes to the end. The
+    interval is then shifted right if it starts before 0 and ends before ``limit``, and
+    left if it ends past ``limit`` and starts after 0, each by as much as the other end
+    allows, so it may stay partly outside the image (e.g. when ``target > limit``).
+    """
+    step = (target - (end - start)) // 2
+    start -= step
+    end += step
+    if end - start != target:
+        end += 1
+    if start < 0 and end > limit:
+        return start, end
+    if start < 0 and end < limit:
+        shift = min(-start, limit - end)
+        start += shift
+        end += shift
+    if end > limit and start > 0:
+        shift = min(end - limit, start)
+        start -= shift
+        end -= shift
+    return start, end
+
+
+def tight_box(mask: np.ndarray, box: Box) -> Box:
+    """The tight box of ``mask`` (bool ``[box.height, box.width]``) in image coordinates.
+
+    As in the reference: the start is the first non-empty row/column, the exclusive end
+    is the last non-empty one + 2 (one extra pixel), capped at the box size. An empty
+    mask gives the whole ``box``.
+    """
+    mask = np.asarray(mask, dtype=bool)
+    if mask.shape != (box.height, box.width):
+        raise InputError(f"mask shape {mask.shape} does not match the box size {(box.height, box.width)}")
+    rows = np.flatnonzero(mask.any(axis=1))
+    cols = np.flatnonzero(mask.any(axis=0))
+    if rows.size == 0:
+        return box
+    y0, y1 = int(rows[0]), min(int(rows[-1]) + 2, box.height)
+    x0, x1 = int(cols[0]), min(int(cols[-1]) + 2, box.width)
+    return Box(box.x0 + x0, box.y0 + y0, box.x0 + x1, box.y0 + y1)
+
+
+def expand_box(
+    box: Box,
+    image_height: int,
+    image_width: int,
+    foreground_pixels: int,
+    aspect: float = PAPER_ASPECT,
+    margin: float = PAPER_MARGIN,
+    min_background: float = PAPER_MIN_BACKGROUND,
+) -> Box:
+    """Steps b-d of §7.3 applied to a tight box.
+
+    Args:
+        box: The tight box (non-empty).
+        image_height: Source image height (the vertical axis limit).
+        image_width: Source image width (the horizontal axis limit).
+        foreground_pixels: Person pixels in the detection (``n`` of step d).
+        aspect: Target height / width of the crop (the generator's).
+        margin: Step b growth of each side, ``len -> min(floor(len * (1 + margin)), image size)``.
+        min_background: Step d minimum background share of the final box.
+    """
+    if box.is_empty():
+        raise InputError(f"cannot expand an empty box {box}")
+    x0, y0, x1, y1 = box
+    # b. margin on each axis, never beyond the image size.
+    x0, x1 = expand_axis(x0, x1, min(math.floor((x1 - x0) * (1 + margin)), image_width), image_width)
+    y0, y1 = expand_axis(y0, y1, min(math.floor((y1 - y0) * (1 + margin)), image_height), image_height)
+    # c. aspect ratio: grow the axis that is too short.
+    height, width = y1 - y0, x1 - x0
+    if height / width < aspect:
+        y0, y1 = expand_axis(y0, y1, math.floor(width * aspect), image_height)
+    else:
+        x0, x1 = expand_axis(x0, x1, math.floor(height / aspect), image_width)
+    # d. background share: the box must hold the person's pixels / (1 - min_background).
+    target_area = math.floor(foreground_pixels / (1 - min_background))
+    height, width = y1 - y0, x1 - x0
+    if height * width < target_area:
+        scale = math.sqrt(target_area / (height * width))
+        x0, x1 = expand_axis(x0, x1, math.floor(scale * width), image_width)
+        y0, y1 = expand_axis(y0, y1, math.floor(scale * height), image_height)
+    return Box(x0, y0, x1, y1)
+
+
+def expand_person_box(
+    mask: np.ndarray,
+    box: Box,
+    image_height: int,
+    image_width: int,
+    aspect: float = PAPER_ASPECT,
+    margin: float = PAPER_MARGIN,
+    min_background: float = PAPER_MIN_BACKGROUND,
+    min_area: int = PAPER_MIN_AREA,
+) -> Box | None:
+    """The crop box of one person (all of §7.3), or ``None`` when it is too small.
+
+    Args:
+        mask: The person's segmentation, bool ``[box.height, box.width]`` (``S_box``).
+        box: The detection box in the source image.
+        image_height: Source image height.
+        image_width: Source image width.
+        aspect: Target height / width of the crop.
+        margin: See :func:`expand_box`.
+        min_background: See :func:`expand_box`.
+        min_area: Persons whose tight box covers fewer pixels are skipped (``None``).
+    """
+    mask = np.asarray(mask, dtype=bool)
+    tight = tight_box(mask, box)
+    if tight.area < min_area:
+        return None
+    return expand_box(tight, image_height, image_width, int(mask.sum()), aspect, margin, min_background)

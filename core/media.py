@@ -1,0 +1,385 @@
+"""Reading and writing images (Pillow) and videos (PyAV), with atomic writes.
+
+Images: any format Pillow reads; EXIF orientation is applied; grayscale, palette,
+RGBA/LA, CMYK and 16-bit images are turned into uint8 RGB for the pipeline and written
+back in their own mode, taking only the replaced pixels from the anonymized RGB (so every
+other pixel keeps its exact value). Metadata (EXIF, which may hold GPS positions) is not
+copied; the ICC profile is.
+
+Videos: decoded and encoded frame by frame (memory does not grow with length); the
+frame timestamps (so frame count and rate), the rotation metadata and the audio streams
+(copied packet by packet, not re-encoded) are kept; video is re-encoded with H.264.
+
+Every output is written to a temporary file beside its destination and renamed into
+place only when complete (:func:`atomic_output`), so a failure never leaves a partial
+or unanonymized file under the output name.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+from typing import Any, Iterator
+
+import numpy as np
+
+from .errors import InputError
+
+VIDEO_EXTENSIONS = frozenset({".mp4", ".mov", ".m4v", ".mkv", ".avi", ".webm", ".mpg", ".mpeg", ".wmv", ".flv", ".ts"})
+OUTPUT_FORMATS = {"png": "PNG", "jpg": "JPEG", "jpeg": "JPEG"}
+
+
+def image_extensions() -> frozenset[str]:
+    """File extensions Pillow can read (lower case, with the dot)."""
+    from PIL import Image
+
+    Image.init()
+    return frozenset(ext for ext, fmt in Image.registered_extensions().items() if fmt in Image.OPEN)
+
+
+def is_video(path: Path) -> bool:
+    return path.suffix.lower() in VIDEO_EXTENSIONS
+
+
+@contextlib.contextmanager
+def atomic_output(path: Path) -> Iterator[Path]:
+    """Yield a temporary path beside ``path``; rename it to ``path`` only on success."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f".part{path.suffix}", dir=path.parent)
+    os.close(handle)
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(temporary, 0o666 & ~umask)  # mkstemp makes 0600; give the usual permissions
+    try:
+        yield Path(temporary)
+        os.replace(temporary, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(temporary)
+        raise
+
+
+# ---------------------------------------------------------------------------- images
+@dataclass
+class LoadedImage:
+    """An image as read from disk.
+
+    Attributes:
+        rgb: uint8 ``[H, W, 3]``, what the pipeline sees (upright).
+        original: The upright Pillow image in its own mode (``L``, ``RGBA``, ``I;16``, ...).
+        format: Pillow's format name of the file (``"JPEG"``, ``"PNG"``, ...).
+    """
+
+    rgb: np.ndarray
+    original: Any
+    format: str
+
+
+def read_image(path: Path) -> LoadedImage:
+    """Read an image; raises :class:`InputError` naming the problem (empty, truncated, not an image)."""
+    from PIL import Image, ImageOps, UnidentifiedImageError
+
+    path = Path(path)
+    try:
+        if path.stat().st_size == 0:
+            raise InputError(f"{path}: the file is empty")
+        with Image.open(path) as image:
+            file_format = image.format or "PNG"
+            image.load()
+            upright = ImageOps.exif_transpose(image)
+    except UnidentifiedImageError as error:
+        raise InputError(f"{path}: not an image file Pillow can read") from error
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as error:
+        raise InputError(f"{path}: cannot decode the image (truncated or corrupt?): {error}") from error
+    if upright.width == 0 or upright.height == 0:
+        raise InputError(f"{path}: the image has zero size ({upright.width}x{upright.height})")
+    return LoadedImage(to_rgb8(upright), upright, file_format)
+
+
+def to_rgb8(image: Any) -> np.ndarray:
+    """uint8 RGB ``[H, W, 3]`` of a Pillow image of any mode (16/32-bit gray scaled to 8 bits)."""
+    mode = image.mode
+    if mode in ("I;16", "I;16L", "I;16B", "I;16N", "I"):
+        values = np.asarray(image).astype(np.float64)
+        peak = 65535.0 if mode.startswith("I;16") or values.max(initial=0) > 255 else 255.0
+        gray = np.clip(np.round(values / peak * 255), 0, 255).astype(np.uint8)
+        return np.repeat(gray[..., None], 3, axis=2)
+    if mode == "F":
+        gray = np.clip(np.round(np.asarray(image, dtype=np.float64)), 0, 255).astype(np.uint8)
+        return np.repeat(gray[..., None], 3, axis=2)
+    if mode == "P" and "transparency" in image.info:
+        image = image.convert("RGBA")
+    return np.asarray(image.convert("RGB"), dtype=np.uint8).copy()
+
+
+def output_format(loaded: LoadedImage, extension: str | None) -> str:
+    if extension:
+        return OUTPUT_FORMATS[extension.lower().lstrip(".")]
+    return loaded.format
+
+
+def compose_output(loaded: LoadedImage, anonymized: np.ndarray, replaced: np.ndarray, file_format: str) -> Any:
+    """The output Pillow image: the original's mode, replaced pixels from ``anonymized``.
+
+    Pixels outside ``replaced`` keep their original values exactly (in any mode that the
+    output format can store; JPEG cannot store alpha or 16 bits, so those are converted).
+    """
+    from PIL import Image
+
+    original = loaded.original
+    mode = original.mode
+    where = replaced[..., None]
+    if mode == "RGB":
+        result = Image.fromarray(np.where(where, anonymized, np.asarray(original)))
+    elif mode in ("RGBA", "LA", "L"):
+        base = np.asarray(original)
+        fresh = np.asarray(Image.fromarray(anonymized).convert(mode))
+        if mode == "L":
+            result = Image.fromarray(np.where(replaced, fresh, base), "L")
+        else:
+            colour = fresh[..., :-1]
+            merged = np.where(where, colour, base[..., :-1])
+            result = Image.fromarray(np.concatenate([merged, base[..., -1:]], axis=2), mode)
+    elif mode.startswith("I;16") or mode == "I":
+        base = np.asarray(original)
+        gray = np.asarray(Image.fromarray(anonymized).convert("L")).astype(np.float64)
+        peak = 65535 if mode.startswith("I;16") or base.max(initial=0) > 255 else 255
+        fresh = np.round(gray / 255 * peak).astype(base.dtype)
+        merged = np.where(replaced, fresh, base)
+        # uint16 arrays become mode I;16, int32 arrays mode I.
+        result = Image.fromarray(merged.astype(np.uint16 if mode.startswith("I;16") else np.int32))
+    else:  # P, 1, CMYK, YCbCr, F, ...: the RGB the pipeline saw, replaced pixels anonymized
+        base = to_rgb8(original)
+        result = Image.fromarray(np.where(where, anonymized, base))
+    if file_format == "JPEG":
+        if result.mode in ("RGBA", "LA", "P"):
+            result = result.convert("RGB" if result.mode != "LA" else "L")
+        elif result.mode.startswith("I"):
+            result = Image.fromarray(np.where(where, anonymized, to_rgb8(original))[..., 0], "L")
+    return result
+
+
+def write_image(
+    path: Path, loaded: LoadedImage, anonymized: np.ndarray, replaced: np.ndarray, extension: str | None = None
+) -> None:
+    """Write the anonymized image atomically, in the input's format unless ``extension`` is given."""
+    file_format = output_format(loaded, extension)
+    image = compose_output(loaded, anonymized, replaced, file_format)
+    options: dict[str, Any] = {}
+    if loaded.original.info.get("icc_profile"):
+        options["icc_profile"] = loaded.original.info["icc_profile"]
+    if file_format == "JPEG":
+        options.update(quality=95)
+    with atomic_output(Path(path)) as temporary:
+        image.save(temporary, format=file_format, **options)
+
+
+# ---------------------------------------------------------------------------- videos
+@dataclass
+class VideoInfo:
+    """What a video's first stream says about itself."""
+
+    width: int
+    height: int
+    fps: Fraction | None
+    frames: int
+    duration: float | None
+    rotation: int
+    audio_streams: int
+
+
+def open_video(path: Path) -> Any:
+    import av
+
+    path = Path(path)
+    try:
+        if path.stat().st_size == 0:
+            raise InputError(f"{path}: the file is empty")
+        container = av.open(str(path))
+    except av.FFmpegError as error:
+        raise InputError(f"{path}: not a video FFmpeg can read: {error}") from error
+    if not container.streams.video:
+        container.close()
+        raise InputError(f"{path}: has no video stream")
+    return container
+
+
+def probe_video(path: Path) -> VideoInfo:
+    """Size, rate, frame count (decoded), duration, rotation and audio of a video."""
+    container = open_video(path)
+    try:
+        stream = container.streams.video[0]
+        frames = 0
+        rotation = 0
+        for frame in container.decode(stream):
+            if frames == 0:
+                rotation = int(round(frame.rotation or 0))
+            frames += 1
+        duration = float(stream.duration * stream.time_base) if stream.duration else None
+        return VideoInfo(
+            width=stream.codec_context.width,
+            height=stream.codec_context.height,
+            fps=stream.average_rate,
+            frames=frames,
+            duration=duration,
+            rotation=rotation,
+            audio_streams=len(container.streams.audio),
+        )
+    finally:
+        container.close()
+
+
+class VideoTranscoder:
+    """Streams a video: yields its frames as RGB arrays and writes anonymized ones back.
+
+    Use as a context manager; :meth:`frames` yields ``(index, rgb)`` for the frames whose
+    time lies in ``[start, end)`` and keeps audio packets of that span (shifted like the
+    video so both start at 0); :meth:`write` encodes one anonymized frame (in order).
+
+    Args:
+        source: Input video.
+        destination: Output file (written in place; callers use :func:`atomic_output`).
+        start: Seconds to start at (0: the beginning).
+        end: Seconds to stop at (``None``: the end).
+        crf: H.264 quality (lower is better; 18 is visually lossless).
+    """
+
+    def __init__(
+        self, source: Path, destination: Path, start: float = 0.0, end: float | None = None, crf: int = 18
+    ) -> None:
+        if start < 0 or (end is not None and end <= start):
+            raise InputError(f"the time span must satisfy 0 <= start < end, got start={start} end={end}")
+        self.source = Path(source)
+        self.destination = Path(destination)
+        self.start = start
+        self.end = end
+        self.crf = crf
+        self.input: Any = None
+        self.output: Any = None
+        self.video_out: Any = None
+        self.audio_map: dict[int, Any] = {}
+        self.pending: list[Any] = []
+        self.early_audio: list[Any] = []  # audio packets read before the first frame
+        self.frames_written = 0
+
+    def __enter__(self) -> "VideoTranscoder":
+        self.input = open_video(self.source)
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        try:
+            if exc[0] is None and self.output is not None:
+                self.flush()
+        finally:
+            if self.output is not None:
+                self.output.close()
+            if self.input is not None:
+                self.input.close()
+
+    def open_output(self, first: Any) -> None:
+        import av
+
+        stream = self.input.streams.video[0]
+        container_format = None if self.destination.suffix else "mp4"
+        self.output = av.open(str(self.destination), mode="w", format=container_format)
+        rate = stream.average_rate or stream.guessed_rate or Fraction(25)
+        width, height = first.width, first.height
+        pix_fmt = "yuv420p" if width % 2 == 0 and height % 2 == 0 else "yuv444p"
+        self.video_out = self.output.add_stream("libx264", rate=rate)
+        self.video_out.width, self.video_out.height, self.video_out.pix_fmt = width, height, pix_fmt
+        self.video_out.time_base = stream.time_base
+        self.video_out.codec_context.time_base = stream.time_base
+        self.video_out.options = {"crf": str(self.crf)}
+        rotation = first.rotation or 0
+        if rotation:
+            self.video_out.set_display_rotation(rotation)
+        for audio in self.input.streams.audio:
+            self.audio_map[audio.index] = self.output.add_stream_from_template(audio)
+
+    def in_span(self, seconds: float) -> bool:
+        """Whether a timestamp is in ``[start, end)``; without a start, negative timestamps
+        (e.g. AAC priming packets) belong to the beginning."""
+        if self.start > 0 and seconds < self.start - 1e-9:
+            return False
+        return self.end is None or seconds < self.end - 1e-9
+
+    def offset(self, time_base: Fraction) -> int:
+        return int(round(self.start / time_base)) if self.start else 0
+
+    def frames(self) -> Iterator[tuple[int, np.ndarray]]:
+        """Decoded frames in the time span as ``(index, uint8 RGB [H, W, 3])``."""
+        import av
+
+        video = self.input.streams.video[0]
+        video.thread_type = "AUTO"
+        streams = [video, *self.input.streams.audio]
+        index = 0
+        try:
+            for packet in self.input.demux(streams):
+                if packet.stream.type == "audio":
+                    self.pending_audio(packet)
+                    continue
+                for frame in packet.decode():
+                    seconds = (
+                        float(frame.pts * frame.time_base)
+                        if frame.pts is not None
+                        else index / float(video.average_rate or 25)
+                    )
+                    if not self.in_span(seconds):
+                        continue
+                    if self.output is None:
+                        self.open_output(frame)
+                        self.mux_pending_audio()
+                    self.pending.append(frame)
+                    yield index, frame.to_ndarray(format="rgb24")
+                    index += 1
+        except av.FFmpegError as error:
+            raise InputError(f"{self.source}: the video is corrupt: {error}") from error
+        if self.output is None:
+            raise InputError(f"{self.source}: no video frames in the requested span")
+
+    def write(self, rgb: np.ndarray) -> None:
+        """Encode the anonymized version of the oldest frame not yet written."""
+        import av
+
+        source = self.pending.pop(0)
+        frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24")
+        frame.pts = None if source.pts is None else source.pts - self.offset(source.time_base)
+        frame.time_base = source.time_base
+        for packet in self.video_out.encode(frame):
+            self.output.mux(packet)
+        self.frames_written += 1
+
+    def pending_audio(self, packet: Any) -> None:
+        if packet.dts is None:  # flush packets carry no data
+            return
+        seconds = float(packet.pts * packet.time_base) if packet.pts is not None else 0.0
+        if not self.in_span(seconds):
+            return
+        if self.output is None:
+            self.early_audio.append(packet)
+            return
+        self.mux_audio(packet)
+
+    def mux_pending_audio(self) -> None:
+        early, self.early_audio = self.early_audio, []
+        for packet in early:
+            self.mux_audio(packet)
+
+    def mux_audio(self, packet: Any) -> None:
+        shift = self.offset(packet.time_base)
+        if packet.pts is not None:
+            packet.pts -= shift
+        packet.dts -= shift
+        packet.stream = self.audio_map[packet.stream.index]
+        self.output.mux(packet)
+
+    def flush(self) -> None:
+        if self.pending:
+            raise InputError(f"{len(self.pending)} frames were read but not written")
+        for packet in self.video_out.encode(None):
+            self.output.mux(packet)

@@ -1,0 +1,11 @@
+"""Offline default detector (persons, faces) and surface embedder from models shipped in PyPI packages.
+
+Components: detector ``offline`` (persons: mask + 33 keypoints), detector ``offline-face``
+(faces), embedder ``bones`` (a body-surface map computed from keypoints and the mask).
+The MediaPipe models come from the ``mediapipe==0.10.21`` wheel; nothing is downloaded.
+"""
+
+from .detectors import OfflineFaceDetector, OfflinePersonDetector
+from .embedder import BoneSurfaceEmbedder
+
+__all__ = ["BoneSurfaceEmbedder", "OfflineFaceDetector", "OfflinePersonDetector"]

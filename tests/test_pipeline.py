@@ -1,0 +1,314 @@
+"""Pipeline contracts (core/crops.py, core/pipeline.py) with baseline generators and given detections."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from sganon.core.crops import dilate, dilation_radius, disk, paste_back, prepare_person_crop
+from sganon.core.errors import AnonymizationError, InputError, WeightsError
+from sganon.core.interfaces import Generator
+from sganon.core.pipeline import Anonymizer, Detections, choose_generator
+from sganon.core.registry import MODELS
+from sganon.core.structures import Box, Detection
+
+
+def smooth_image(height: int, width: int, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    return rng.integers(0, 256, (height, width, 3), dtype=np.uint8)
+
+
+def person(box: Box, seed: int = 0) -> Detection:
+    """An elliptic person mask filling ``box``."""
+    ys, xs = np.mgrid[0 : box.height, 0 : box.width]
+    cy, cx = (box.height - 1) / 2, (box.width - 1) / 2
+    mask = ((ys - cy) / max(box.height / 2, 1)) ** 2 + ((xs - cx) / max(box.width / 2, 1)) ** 2 <= 1
+    return Detection(box, 0.9, mask)
+
+
+def anonymizer(generator: str = "pixelate", **options) -> Anonymizer:
+    return Anonymizer(choose_generator(generator=generator), detector=None, face_detector=None, **options)
+
+
+@settings(max_examples=30, deadline=None)
+@given(radius=st.integers(1, 12), seed=st.integers(0, 1000))
+def test_dilation_equals_a_disk_convolution(radius, seed):
+    mask = torch.rand(40, 33, generator=torch.Generator().manual_seed(seed)) > 0.97
+    reference = F.conv2d(mask[None, None].float(), disk(radius)[None, None], padding=radius)[0, 0] > 0.5
+    assert torch.equal(dilate(mask, radius), reference)
+
+
+def test_dilation_radius_follows_the_spec():
+    assert dilation_radius(0) == 1
+    assert dilation_radius(256 * 256) == 8
+    assert dilation_radius(288 * 160) == 7
+
+
+def test_native_crop_maps_back_to_exactly_the_source_box():
+    image = smooth_image(90, 70)
+    detection = person(Box(10, 20, 50, 85))
+    crop = prepare_person_crop(image, detection, None, None, min_area=1)
+    box = crop.crop.box
+    assert crop.crop.size == (box.height, box.width)
+    pixels = crop.image.permute(1, 2, 0).numpy()
+    inside = box.clip(90, 70)
+    local = pixels[inside.y0 - box.y0 : inside.y1 - box.y0, inside.x0 - box.x0 : inside.x1 - box.x0]
+    assert np.array_equal(local, image[inside.y0 : inside.y1, inside.x0 : inside.x1].astype(np.float32) / 255 * 2 - 1)
+    # Padding outside the image is -1 (zero uint8), as in §7.4.
+    outside = np.ones((box.height, box.width), bool)
+    outside[inside.y0 - box.y0 : inside.y1 - box.y0, inside.x0 - box.x0 : inside.x1 - box.x0] = False
+    assert (pixels[outside] == -1).all()
+
+
+RESIZED_CROP = prepare_person_crop(smooth_image(120, 100), person(Box(30, 10, 70, 110)), None, (288, 160)).crop
+
+
+@settings(max_examples=30, deadline=None)
+@given(y=st.floats(0, 288), x=st.floats(0, 160))
+def test_resized_crop_coordinates_round_trip(y, x):
+    crop = RESIZED_CROP
+    sy, sx = crop.crop_to_source(y, x)
+    back = crop.source_to_crop(sy, sx)
+    assert back == pytest.approx((y, x), abs=1e-9)
+    assert crop.box.y0 <= sy <= crop.box.y1 and crop.box.x0 <= sx <= crop.box.x1
+
+
+def test_generator_masks_are_disjoint_and_cover_the_crop():
+    image = smooth_image(120, 100)
+    crop = prepare_person_crop(image, person(Box(30, 10, 70, 110)), None, (288, 160))
+    surface = 1 - crop.mask - crop.border
+    assert ((surface == 0) | (surface == 1)).all()
+    assert surface.sum() > 0 and crop.border.sum() > 0
+    assert crop.region[crop.person].all()
+
+
+@st.composite
+def scenes(draw):
+    height, width = draw(st.integers(40, 96)), draw(st.integers(40, 96))
+    persons = []
+    for _ in range(draw(st.integers(0, 3))):
+        x0, y0 = draw(st.integers(-10, width - 4)), draw(st.integers(-10, height - 4))
+        w, h = draw(st.integers(4, 60)), draw(st.integers(4, 80))
+        box = Box(x0, y0, x0 + w, y0 + h).clip(height, width)
+        if not box.is_empty():
+            persons.append(person(box))
+    faces = []
+    for _ in range(draw(st.integers(0, 2))):
+        x0, y0 = draw(st.integers(0, width - 2)), draw(st.integers(0, height - 2))
+        box = Box(x0, y0, x0 + draw(st.integers(2, 20)), y0 + draw(st.integers(2, 20))).clip(height, width)
+        faces.append(Detection(box, 0.8, label="face"))
+    return smooth_image(height, width, draw(st.integers(0, 99))), Detections(persons, faces)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(scene=scenes(), generator=st.sampled_from(["pixelate", "blur", "mask-out"]), feather=st.sampled_from([0, 3]))
+def test_pixels_outside_the_exported_regions_never_change(scene, generator, feather):
+    image, detections = scene
+    result = anonymizer(generator, feather=feather).anonymize(image, detections)
+    assert result.image.shape == image.shape and result.image.dtype == np.uint8
+    assert np.array_equal(result.image[~result.replaced], image[~result.replaced])
+    inside_boxes = np.zeros(image.shape[:2], bool)
+    for found in result.detections.persons + result.detections.faces:
+        inside_boxes[found.box.y0 : found.box.y1, found.box.x0 : found.box.x1] = True
+    assert not (result.replaced & ~inside_boxes).any(), "a replaced pixel lies outside every exported box"
+    # Every person pixel and every face box is replaced (nothing skipped, however small).
+    for given_person in detections.persons:
+        assert result.replaced[given_person.mask_in_image(*image.shape[:2])].all()
+    for face in detections.faces:
+        assert result.replaced[face.box.y0 : face.box.y1, face.box.x0 : face.box.x1].all()
+
+
+def test_persons_are_actually_changed_and_the_background_is_not():
+    image = smooth_image(120, 100, seed=3)
+    detections = Detections([person(Box(20, 10, 70, 110))])
+    result = anonymizer("mask-out").anonymize(image, detections)
+    inside = detections.persons[0].mask_in_image(120, 100)
+    assert (result.image[inside] == 0).all()  # mask-out black
+    assert np.array_equal(result.image[~result.replaced], image[~result.replaced])
+
+
+def test_the_same_seed_gives_the_same_output_and_another_seed_differs():
+    image = smooth_image(80, 80, seed=1)
+    detections = Detections([person(Box(10, 5, 60, 78))])
+
+    def make(seed: int):
+        choice = choose_generator(preset="baseline.mask-noise")
+        return Anonymizer(choice, None, seed=seed).anonymize(image, detections)
+
+    assert np.array_equal(make(1).image, make(1).image)
+    assert not np.array_equal(make(1).image, make(2).image)
+
+
+def test_larger_person_keeps_its_pixels_where_people_overlap():
+    image = smooth_image(100, 100, seed=4)
+    big = person(Box(10, 10, 80, 98))
+    small = person(Box(40, 30, 75, 90))
+    crops = [prepare_person_crop(image, d, None, None, min_area=1, index=i) for i, d in enumerate([big, small])]
+    colours = [torch.full_like(c.image, value) for c, value in zip(crops, (-1.0, 1.0))]  # big black, small white
+    out = paste_back(image, crops, colours)
+    both = big.mask_in_image(100, 100) & small.mask_in_image(100, 100)
+    assert both.any() and (out[both] == 0).all()
+
+
+def test_detections_round_trip_through_json():
+    detections = Detections([person(Box(5, 6, 30, 50))], [Detection(Box(1, 2, 9, 12), 0.7, label="face")])
+    again = Detections.from_json(detections.to_json(60, 40), 60, 40)
+    assert again.persons[0].box == Box(5, 6, 30, 50)
+    assert np.array_equal(again.persons[0].full_mask(), detections.persons[0].full_mask())
+    assert again.faces[0].box == Box(1, 2, 9, 12)
+    with pytest.raises(InputError):
+        Detections.from_json(detections.to_json(60, 40), 50, 40)  # mask of another image size
+
+
+def test_large_images_are_detected_on_a_downscaled_copy():
+    seen = []
+
+    class RecordingDetector:
+        labels = ("person",)
+
+        def detect(self, image):
+            seen.append(image.shape)
+            h, w = image.shape[:2]
+            return [person(Box(w // 4, h // 4, w // 2, h))]
+
+    pipeline = Anonymizer(choose_generator(generator="mask-out"), RecordingDetector(), detect_max_side=100)
+    image = smooth_image(300, 400)
+    result = pipeline.anonymize(image)
+    assert max(seen[0][:2]) == 100
+    assert result.image.shape == image.shape
+    # Found at x 25..50 of the 100-pixel copy, so x 100..200 here (the exported box also
+    # holds the dilation ring around the mask).
+    exported = result.detections.persons[0]
+    assert 90 <= exported.box.x0 <= 100 and 200 <= exported.box.x1 <= 210
+    assert result.replaced.sum() > 0.9 * result.detections.persons[0].full_mask().sum()
+
+
+def test_a_failing_stage_raises_an_anonymization_error():
+    class BrokenDetector:
+        labels = ("person",)
+
+        def detect(self, image):
+            raise RuntimeError("model exploded")
+
+    with pytest.raises(AnonymizationError, match="detect stage failed"):
+        Anonymizer(choose_generator(generator="pixelate"), BrokenDetector()).anonymize(smooth_image(30, 30))
+
+
+def test_bad_images_are_refused():
+    with pytest.raises(InputError):
+        anonymizer().anonymize(np.zeros((10, 10), np.uint8), Detections())
+    with pytest.raises(InputError):
+        anonymizer().anonymize(np.zeros((0, 10, 3), np.uint8), Detections())
+
+
+class UntrainedGenerator(Generator):
+    """A stand-in trainable generator with no preset and no weights (registered only in this test)."""
+
+    name = "test-untrained"
+    description = "test stand-in"
+
+    @classmethod
+    def ports(cls, args):
+        return {"surface_channels": 0, "vertices": False, "resolution": [32, 16], "trainable": True, "realistic": True}
+
+    def anonymize(self, batch, z=None, truncation=None, rng=None):
+        return batch.image
+
+
+def test_an_explicit_trainable_generator_without_weights_is_an_error_not_a_downgrade():
+    MODELS.register_module(module=UntrainedGenerator)
+    try:
+        with pytest.raises(WeightsError, match="needs trained weights"):
+            choose_generator(generator="test-untrained")
+    finally:
+        MODELS.module_dict.pop("UntrainedGenerator")
+
+
+def test_the_default_says_when_the_realistic_generator_is_not_used():
+    choice = choose_generator()
+    if choice.realistic:
+        assert choice.notice == ""
+    else:
+        assert "NOT the realistic generator" in choice.notice and "sganon weights import" in choice.notice
+
+
+class FixedSizeGenerator(Generator):
+    """A stand-in generator of fixed resolution that takes the bones surface map (test only):
+    it records its inputs and paints unknown pixels white."""
+
+    name = "test-fixed-size"
+    description = "test stand-in"
+    z_channels = 4
+    seen: list = []
+
+    def __init__(self) -> None:
+        super().__init__()
+
+    @classmethod
+    def ports(cls, args):
+        return {
+            "surface_channels": 18,
+            "vertices": False,
+            "resolution": [64, 32],
+            "trainable": False,
+            "realistic": False,
+        }
+
+    def anonymize(self, batch, z=None, truncation=None, rng=None):
+        FixedSizeGenerator.seen.append((batch, z))
+        return torch.where(batch.mask > 0.5, batch.image, torch.ones_like(batch.image))
+
+
+def test_fixed_resolution_generators_get_resized_crops_with_surface_maps():
+    from tests.test_offline import standing_keypoints
+
+    MODELS.register_module(module=FixedSizeGenerator)
+    try:
+        choice = choose_generator(generator="test-fixed-size", embedder="bones")
+        image = smooth_image(200, 160, seed=8)
+        mask = np.zeros((180, 100), bool)
+        mask[5:178, 25:75] = True
+        given = Detection(Box(30, 10, 130, 190), 0.9, mask, standing_keypoints(30, 10))
+        FixedSizeGenerator.seen.clear()
+        pipeline = Anonymizer(choice, None, seed=3)
+        result = pipeline.anonymize(image, Detections([given]), latent_keys=[42])
+        batch, z = FixedSizeGenerator.seen[0]
+        assert batch.image.shape == (1, 3, 64, 32) and batch.embedding.shape == (1, 18, 64, 32)
+        surface = batch.surface_mask
+        assert surface.sum() > 0 and (batch.embedding * (1 - surface)).abs().sum() == 0
+        assert np.array_equal(result.image[~result.replaced], image[~result.replaced])
+        person_pixels = given.mask_in_image(200, 160)
+        assert result.replaced[person_pixels].all()
+        interior = ~dilate(torch.from_numpy(~person_pixels), 6).numpy()  # away from the resampled edge
+        assert interior.sum() > 1000 and (result.image[interior] == 255).all()
+        # The same track key gives the same latent, another key another one.
+        again = pipeline.latents(choice.generator, [42, 43])
+        assert torch.equal(again[0], z[0]) and not torch.equal(again[1], z[0])
+    finally:
+        MODELS.module_dict.pop("FixedSizeGenerator")
+
+
+def test_the_realistic_path_wires_vsam_and_cse_together():
+    """The vsam generator with cse surfaces and vertex ids (small random-weight models: this
+    checks the wiring and the contracts, not the realism)."""
+    from sganon.core.components import build_component, component_class
+    from sganon.core.pipeline import GeneratorChoice
+
+    ports = component_class("generator", "vsam").ports(component_class("generator", "vsam").default_args("tiny"))
+    generator = build_component("generator", "vsam", "tiny").eval()
+    embedder = build_component("embedder", "cse", "tiny")
+    choice = GeneratorChoice(
+        generator, "vsam (tiny, random)", True, tuple(ports["resolution"]), ports["surface_channels"], True, embedder
+    )
+    image = smooth_image(200, 160, seed=2)
+    mask = np.zeros((150, 80), bool)
+    mask[10:140, 10:70] = True
+    given = Detections([Detection(Box(40, 20, 120, 170), 0.9, mask)])
+    first = Anonymizer(choice, None, seed=1).anonymize(image, given, latent_keys=[3])
+    assert len(first.surfaces) == 1 and first.surfaces[0].vertices is not None
+    assert first.replaced[given.persons[0].mask_in_image(200, 160)].all()
+    assert np.array_equal(first.image[~first.replaced], image[~first.replaced])
+    assert (first.image[first.replaced] != image[first.replaced]).any()
