@@ -15,11 +15,11 @@ from __future__ import annotations
 
 import ast
 import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .atomic import atomic_output
 from .components import available, component_class
 from .errors import ComponentNotFoundError, ConfigError, PresetError
 from .interfaces import PROFILES
@@ -198,15 +198,8 @@ def write_config(config: Any, path: str | os.PathLike[str]) -> Path:
     path = Path(path)
     if path.suffix != ".py":
         raise ConfigError(f"configs are written as Python files; use a .py name, not {path.name!r}")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temp = tempfile.mkstemp(suffix=".py", dir=path.parent, prefix=f".{path.stem}.")
-    os.close(handle)
-    try:
-        config.dump(temp)
-        os.replace(temp, path)
-    finally:
-        if os.path.exists(temp):
-            os.unlink(temp)
+    with atomic_output(path) as temporary:
+        config.dump(str(temporary))
     return path
 
 

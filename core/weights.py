@@ -27,6 +27,7 @@ import torch
 
 from .components import component_class
 from .errors import WeightsError
+from .atomic import atomic_output
 from .presets import Preset, all_presets, get_preset
 from .registry import MODELS
 
@@ -66,15 +67,8 @@ def file_sha256(path: str | os.PathLike[str]) -> str:
 
 def atomic_write(path: Path, write: Callable[[str], None]) -> None:
     """Run ``write(temp_path)`` beside ``path`` and rename the result onto ``path``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    os.close(handle)
-    try:
-        write(temp)
-        os.replace(temp, path)
-    finally:
-        if os.path.exists(temp):
-            os.unlink(temp)
+    with atomic_output(path) as temporary:
+        write(str(temporary))
 
 
 def save_checkpoint(

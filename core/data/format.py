@@ -41,13 +41,13 @@ import io
 import json
 import os
 import tarfile
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from ..atomic import atomic_output
 from ..errors import InputError
 
 FORMAT_NAME = "sganon-crops"
@@ -373,11 +373,8 @@ class CropWriter:
         self._close_shard()
         meta = DatasetMeta(self.resolution, self.surface, self.surface_channels, self.num_vertices, self.shards,
                            self.source)
-        handle, temp = tempfile.mkstemp(dir=self.root, prefix=".meta.")
-        with os.fdopen(handle, "w") as out:
-            json.dump(meta.to_dict(), out, indent=2)
-            out.write("\n")
-        os.replace(temp, self.root / META_FILE)
+        with atomic_output(self.root / META_FILE) as temporary:
+            temporary.write_text(json.dumps(meta.to_dict(), indent=2) + "\n")
         return meta
 
     def __enter__(self) -> "CropWriter":

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +25,7 @@ import torch
 from mmengine.logging.history_buffer import HistoryBuffer
 from mmengine.runner.checkpoint import CheckpointLoader
 
+from ..atomic import atomic_output
 from ..errors import WeightsError
 
 
@@ -97,15 +97,8 @@ CheckpointLoader.register_scheme(prefixes="", loader=_mmengine_local_loader, for
 
 
 def _atomic_write(path: Path, write: Any) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    os.close(handle)
-    try:
-        write(temp)
-        os.replace(temp, path)
-    finally:
-        if os.path.exists(temp):
-            os.unlink(temp)
+    with atomic_output(path) as temporary:
+        write(str(temporary))
 
 
 def export_generator(state_dict: dict[str, torch.Tensor], config: dict[str, Any], path: str | os.PathLike[str]) -> Path:

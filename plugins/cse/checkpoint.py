@@ -23,6 +23,7 @@ from typing import Any, BinaryIO, Mapping
 import numpy as np
 import torch
 
+from sganon.core.atomic import atomic_output
 from sganon.core.errors import ConfigError, WeightsError
 
 from .config import CSEConfig
@@ -270,10 +271,5 @@ def save_safetensors(model: DensePoseCSE, path: str | os.PathLike) -> None:
     path = Path(path)
     tensors = OrderedDict((name, value.detach().cpu().contiguous()) for name, value in model.state_dict().items())
     metadata = {FORMAT_KEY: FORMAT_VALUE, CONFIG_KEY: json.dumps(model.config.to_dict())}
-    temporary = path.with_name(path.name + ".tmp")
-    try:
+    with atomic_output(path) as temporary:
         save_file(dict(tensors), str(temporary), metadata=metadata)
-        os.replace(temporary, path)
-    finally:
-        if temporary.exists():
-            temporary.unlink()
