@@ -45,18 +45,23 @@ def pull_command(name: str, allow_unverified: bool) -> None:
 
     preset = get_preset(name)
     names = [part for part in preset.parts.values() if get_preset(part).weights] if preset.parts else [name]
+    by_file: dict[str, list[str]] = {}  # parts publishing the same file are downloaded once
     for part in names:
-        with tqdm(unit="B", unit_scale=True, unit_divisor=1024, desc=part, leave=True) as bar:
+        by_file.setdefault(get_preset(part).weights.url, []).append(part)
+    for first, *others in by_file.values():
+        with tqdm(unit="B", unit_scale=True, unit_divisor=1024, desc=first, leave=True) as bar:
 
             def progress(done: int, total: int | None) -> None:
                 if total is not None and bar.total != total:
                     bar.total = total
                 bar.update(done - bar.n)
 
-            path = pull_weights(part, allow_unverified=allow_unverified, progress=progress)
-        row = next((r for r in list_weights() if r["name"] == part), {})
-        verified = "verified" if row.get("verified") else "NOT verified (publisher gives no sha256)"
-        click.echo(f"installed {part} -> {path}\nsha256 {row.get('sha256')} ({verified})")
+            pull_weights(first, allow_unverified=allow_unverified, progress=progress, also=others)
+        rows = {row["name"]: row for row in list_weights()}
+        for part in (first, *others):
+            row = rows.get(part, {})
+            verified = "verified" if row.get("verified") else "NOT verified (publisher gives no sha256)"
+            click.echo(f"installed {part} -> {row.get('path')}\nsha256 {row.get('sha256')} ({verified})")
 
 
 @weights_group.command("list")

@@ -21,7 +21,7 @@ import tempfile
 import urllib.request
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import torch
 
@@ -101,23 +101,29 @@ def save_checkpoint(
     return path
 
 
-def read_checkpoint(path: str | os.PathLike[str]) -> tuple[dict[str, torch.Tensor], dict[str, Any], dict[str, Any]]:
-    """``(state_dict, config, source)`` of a sganon checkpoint.
-
-    Raises:
-        WeightsError: the file is missing, not safetensors, or has no stored config.
-    """
+def read_safetensors(path: str | os.PathLike[str]) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    """``(tensors, metadata)`` of a safetensors file; :class:`WeightsError` if it cannot be read."""
     from safetensors import SafetensorError, safe_open
 
-    path = Path(path)
-    if not path.is_file():
-        raise WeightsError(f"no weights file at {path}")
     try:
         with safe_open(str(path), framework="pt") as handle:
             metadata = handle.metadata() or {}
             tensors = {name: handle.get_tensor(name) for name in handle.keys()}
     except (SafetensorError, OSError, ValueError) as error:
         raise WeightsError(f"cannot read the safetensors file {path}: {error}") from error
+    return tensors, metadata
+
+
+def read_checkpoint(path: str | os.PathLike[str]) -> tuple[dict[str, torch.Tensor], dict[str, Any], dict[str, Any]]:
+    """``(state_dict, config, source)`` of a sganon checkpoint.
+
+    Raises:
+        WeightsError: the file is missing, not safetensors, or has no stored config.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise WeightsError(f"no weights file at {path}")
+    tensors, metadata = read_safetensors(path)
     if CONFIG_KEY not in metadata:
         raise WeightsError(f"{path} has no stored component config ({CONFIG_KEY}); it was not written by sganon")
     try:
@@ -223,17 +229,29 @@ def download(url: str, target: Path, progress: ProgressCallback | None = None) -
     return digest.hexdigest()
 
 
-def pull_weights(name: str, allow_unverified: bool = False, progress: ProgressCallback | None = None) -> Path:
+def pull_weights(
+    name: str,
+    allow_unverified: bool = False,
+    progress: ProgressCallback | None = None,
+    also: Sequence[str] = (),
+) -> Path:
     """Download preset ``name``'s weights, check their sha256, convert them into the cache.
 
     When the preset has ``sha256: null`` (the publisher gives none) the download is
     refused unless ``allow_unverified``; the error reports the hash seen, and the file is
     kept under ``<SGANON_HOME>/downloads`` so it can be imported after checking it.
 
+    Args:
+        also: further presets that publish the very same file (e.g. the CSE detector and
+            embedder of one model); they are converted from the one download.
+
     Returns:
-        The path of the sganon checkpoint written.
+        The path of ``name``'s sganon checkpoint.
     """
     preset = weighted_preset(name)
+    for other in also:
+        if weighted_preset(other).weights.url != preset.weights.url:
+            raise WeightsError(f"presets {name!r} and {other!r} do not publish the same file; pull them one by one")
     downloads = sganon_home() / "downloads"
     downloads.mkdir(parents=True, exist_ok=True)
     handle, temp = tempfile.mkstemp(prefix=f"{name}.", suffix=".part", dir=downloads)
@@ -260,7 +278,10 @@ def pull_weights(name: str, allow_unverified: bool = False, progress: ProgressCa
                 f"and is kept at {kept}. Check that hash, then run `sganon weights import {name} {kept}` or "
                 f"`sganon weights pull {name} --allow-unverified`"
             )
-        return import_weights(name, temp_path)
+        path = import_weights(name, temp_path)
+        for other in also:
+            import_weights(other, temp_path)
+        return path
     finally:
         if temp_path.exists():
             temp_path.unlink()

@@ -206,3 +206,24 @@ def test_pull_rejects_a_hash_mismatch(local_preset, home):
         pull_weights(PRESET)
     assert not weights_path(PRESET).exists()
     assert not list((home / "downloads").iterdir())
+
+
+def test_presets_publishing_one_file_share_one_download(official, monkeypatch, home):
+    """`also=` converts further presets from the same download (e.g. CSE detector + embedder)."""
+    _, path = official
+    preset = get_preset(PRESET)
+    patched = replace(preset, weights=replace(preset.weights, url=path.as_uri(), sha256=None))
+    twins = {PRESET: patched, "vsam.twin": replace(patched, name="vsam.twin")}
+    monkeypatch.setattr(weights_module, "get_preset", lambda name: twins.get(name) or get_preset(name))
+    downloads = []
+    real_download = weights_module.download
+    monkeypatch.setattr(weights_module, "download", lambda *a, **k: downloads.append(a[0]) or real_download(*a, **k))
+    pull_weights(PRESET, allow_unverified=True, also=["vsam.twin"])
+    assert downloads == [path.as_uri()]
+    assert weights_path(PRESET).is_file() and weights_path("vsam.twin").is_file()
+
+
+def test_presets_with_different_files_are_not_pulled_together(local_preset, home):
+    local_preset(None)
+    with pytest.raises(WeightsError, match="same file"):
+        pull_weights(PRESET, allow_unverified=True, also=["cse.embedder-r101-fpn-dl"])

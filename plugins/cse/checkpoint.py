@@ -247,14 +247,9 @@ def resolve_config(
 
 def read_safetensors(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], CSEConfig | None]:
     """Tensors and (when present) the stored :class:`CSEConfig` of a safetensors file."""
-    from safetensors import SafetensorError, safe_open
+    from sganon.core.weights import read_safetensors as read_tensors_and_metadata
 
-    try:
-        with safe_open(str(path), framework="pt") as handle:
-            metadata = handle.metadata() or {}
-            tensors = {name: handle.get_tensor(name) for name in handle.keys()}
-    except (SafetensorError, OSError, ValueError) as error:
-        raise WeightsError(f"cannot read the safetensors file {path}: {error}") from error
+    tensors, metadata = read_tensors_and_metadata(path)
     stored = None
     if CONFIG_KEY in metadata:
         try:

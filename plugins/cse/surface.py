@@ -7,6 +7,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from sganon.core.errors import ConfigError
+
 #: Pixels per score-matrix chunk: a [chunk, K] float32 matrix (K = 27554: 113 MB per 1024 pixels).
 DEFAULT_CHUNK_SIZE = 1024
 
@@ -66,7 +68,7 @@ def closest_vertex_ids(
         int64 ``[M]``.
     """
     if chunk_size <= 0:
-        raise ValueError(f"chunk_size must be positive, got {chunk_size}")
+        raise ConfigError(f"chunk_size must be positive, got {chunk_size}")
     half_sq_norms = 0.5 * (vertex_embeddings * vertex_embeddings).sum(1, keepdim=True)
     vertices_t = torch.cat((vertex_embeddings, -half_sq_norms), dim=1).t().contiguous()  # [E + 1, K]
     ones = pixels.new_ones((pixels.shape[0], 1))

@@ -15,6 +15,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from sganon.core.errors import ConfigError
+
 #: Activation gains: lrelu outputs are multiplied by sqrt(2), linear ones by 1.
 ACTIVATION_GAIN = {"lrelu": math.sqrt(2.0), "linear": 1.0}
 LRELU_SLOPE = 0.2
@@ -41,7 +43,7 @@ def activate(x: torch.Tensor, activation: str) -> torch.Tensor:
         return F.leaky_relu(x, LRELU_SLOPE)
     if activation == "linear":
         return x
-    raise ValueError(f"unknown activation {activation!r}; expected 'lrelu' or 'linear'")
+    raise ConfigError(f"unknown activation {activation!r}; expected 'lrelu' or 'linear'")
 
 
 def fir(x: torch.Tensor, gain: float = 1.0) -> torch.Tensor:
@@ -164,7 +166,7 @@ class Conv2dLayer(nn.Module):
     ) -> None:
         super().__init__()
         if up not in (1, 2) or down not in (1, 2) or (up == 2 and down == 2):
-            raise ValueError(f"up/down must be 1 or 2 and not both 2, got up={up}, down={down}")
+            raise ConfigError(f"up/down must be 1 or 2 and not both 2, got up={up}, down={down}")
         self.activation = activation
         self.up = up
         self.down = down

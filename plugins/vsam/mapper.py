@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from sganon.core.errors import InputError
+from sganon.core.errors import ConfigError, InputError
 
 from .layers import Conv2dLayer, FullyConnected
 
@@ -82,7 +82,7 @@ class SurfaceLatentMapper(nn.Module):
     ) -> None:
         super().__init__()
         if n_layer_combined < 1:
-            raise ValueError("the mapper needs at least one combined layer")
+            raise ConfigError("the mapper needs at least one combined layer")
         self.n_vertices = n_vertices
         self.input_z = input_z
         self.normalize_z = normalize_z
@@ -92,7 +92,7 @@ class SurfaceLatentMapper(nn.Module):
         if vertex_table is None:
             vertex_table = random_vertex_table(n_vertices, surface_channels)
         if tuple(vertex_table.shape) != (n_vertices, surface_channels):
-            raise ValueError(f"vertex table must be [{n_vertices}, {surface_channels}], got {list(vertex_table.shape)}")
+            raise ConfigError(f"vertex table must be [{n_vertices}, {surface_channels}], got {list(vertex_table.shape)}")
         self.register_buffer("E", standardize_table(vertex_table.float()))
         self.vertex_layers = n_layer_e
         self.latent_layers = n_layer_z if input_z else 0
@@ -115,7 +115,7 @@ class SurfaceLatentMapper(nn.Module):
         if not self.input_z:
             return None
         if z is None:
-            raise ValueError("V-SAM's mapper needs z")
+            raise InputError("V-SAM's mapper needs z")
         if self.normalize_z:
             z = normalize_2nd_moment(z)
         for i in range(self.latent_layers):
@@ -266,6 +266,6 @@ class SurfaceStyleMapper(nn.Module):
         gammas = []
         for (_, height, width), head in zip(self.gamma_shapes, self.dec_layers):
             if (height, width) not in pyramid:
-                raise ValueError(f"no style map of size {(height, width)}; the pyramid has {sorted(pyramid)}")
+                raise InputError(f"no style map of size {(height, width)}; the pyramid has {sorted(pyramid)}")
             gammas.append(head(pyramid[(height, width)]))
         return gammas
