@@ -52,14 +52,11 @@ def check(directory: Path, limit: int | None) -> None:
 def prepare(annotations: Path, images: Path, config_path: Path, output: Path, use_annotation_masks: bool,
             vertex_symmetry: Path | None, shard_size: int, shard_format: str, limit: int | None) -> None:
     """Crop every person of a COCO dataset the way the anonymizer does (SPEC §7)."""
-    from mmengine.config import Config
-
+    from sganon.core.build import load_config
     from sganon.core.data.prepare import prepare_from_coco
     from sganon.core.registry import MODELS
 
-    if not config_path.is_file():
-        raise ConfigError(f"config {config_path} does not exist; write one with `sganon build`")
-    cfg = Config.fromfile(str(config_path))
+    cfg = load_config(config_path)
     anonymizer = cfg.get("anonymizer")
     if not anonymizer or not anonymizer.get("resolution"):
         raise ConfigError(f"{config_path} has no anonymizer section with a crop resolution")

@@ -193,6 +193,19 @@ def build_config(
     return BuildResult(config, summary)
 
 
+def load_config(path: str | os.PathLike[str]) -> Any:
+    """Read a config written by :func:`write_config` (or by hand); :class:`ConfigError` if unusable."""
+    from mmengine.config import Config
+
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config {path} does not exist; write one with `sganon build ... -o {path.name}`")
+    try:
+        return Config.fromfile(str(path))
+    except Exception as error:  # mmengine raises OSError, SyntaxError, KeyError... for bad files
+        raise ConfigError(f"cannot read {path} as an mmengine config (.py/.json/.yaml): {error}") from error
+
+
 def write_config(config: Any, path: str | os.PathLike[str]) -> Path:
     """Write ``config`` as an mmengine Python config, atomically; returns the path."""
     path = Path(path)
@@ -203,4 +216,4 @@ def write_config(config: Any, path: str | os.PathLike[str]) -> Path:
     return path
 
 
-__all__ = ["BuildResult", "build_config", "parse_cfg_options", "write_config", "PresetError"]
+__all__ = ["BuildResult", "build_config", "load_config", "parse_cfg_options", "write_config", "PresetError"]

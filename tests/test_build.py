@@ -116,3 +116,15 @@ def test_cli_build_writes_config_and_fails_clearly(tmp_path, test_components):
     assert bad.exit_code == 2
     assert "no embedder named 'no-such-thing'" in bad.output
     assert not (tmp_path / "x.py").exists()
+
+
+@pytest.mark.parametrize("content, name", [("not a config (", "broken.py"), ("# text", "notes.md")])
+def test_unreadable_configs_are_config_errors(tmp_path, content, name):
+    from sganon.core.build import load_config
+
+    path = tmp_path / name
+    path.write_text(content)
+    with pytest.raises(ConfigError, match="cannot read"):
+        load_config(path)
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_config(tmp_path / "missing.py")

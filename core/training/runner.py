@@ -18,7 +18,7 @@ from typing import Any
 
 import torch
 
-from ..build import parse_cfg_options
+from ..build import load_config, parse_cfg_options
 from ..errors import ConfigError
 from .distributed import launch_workers
 
@@ -49,12 +49,8 @@ def load_training_config(
     cfg_options: list[str] | tuple[str, ...] = (),
 ) -> Any:
     """The config with the command line applied (work dir, iterations, seed, resume, overrides)."""
-    from mmengine.config import Config
-
     path = Path(config_path)
-    if not path.is_file():
-        raise ConfigError(f"config {path} does not exist; write one with `sganon build ... -o {path.name}`")
-    cfg = Config.fromfile(str(path))
+    cfg = load_config(path)
     missing = [key for key in ("model", "train_dataloader", "optim_wrapper", "train_cfg") if key not in cfg]
     if missing:
         raise ConfigError(
