@@ -317,20 +317,48 @@ def list_weights() -> list[dict[str, Any]]:
     return rows
 
 
+def check_state_dict(module: torch.nn.Module, tensors: Mapping[str, torch.Tensor], what: str, hint: str = "") -> None:
+    """Raise :class:`WeightsError` unless ``tensors`` has exactly ``module``'s keys and shapes.
+
+    The message names the missing, unexpected and mis-shaped tensors (the first few of each).
+    """
+    expected = {name: tuple(value.shape) for name, value in module.state_dict().items()}
+    missing = [name for name in expected if name not in tensors]
+    unexpected = [name for name in tensors if name not in expected]
+    wrong = [
+        f"{name}: checkpoint {tuple(tensors[name].shape)}, model {expected[name]}"
+        for name in expected
+        if name in tensors and tuple(tensors[name].shape) != expected[name]
+    ]
+    problems = []
+    if missing:
+        problems.append(f"missing {len(missing)} tensor(s): {name_listing(missing)}")
+    if unexpected:
+        problems.append(f"unexpected {len(unexpected)} tensor(s): {name_listing(unexpected)}")
+    if wrong:
+        problems.append(f"{len(wrong)} tensor(s) of the wrong shape (another shape than the model's): {name_listing(wrong)}")
+    if problems:
+        raise WeightsError(f"{what} does not fit the architecture: " + "; ".join(problems) + (f". {hint}" if hint else ""))
+
+
+def load_state_dict_strictly(
+    module: torch.nn.Module, tensors: Mapping[str, torch.Tensor], what: str, hint: str = ""
+) -> None:
+    """:func:`check_state_dict`, then ``load_state_dict(strict=True)``."""
+    check_state_dict(module, tensors, what, hint)
+    module.load_state_dict(dict(tensors), strict=True)
+
+
+def name_listing(items: list[str], limit: int = 8) -> str:
+    shown = ", ".join(items[:limit])
+    return shown + (f", ... ({len(items) - limit} more)" if len(items) > limit else "")
+
+
 def load_checkpoint_component(path: str | os.PathLike[str], device: str | torch.device = "cpu") -> Any:
     """Build the component stored in a sganon checkpoint and load its tensors strictly."""
     state_dict, config, _ = read_checkpoint(path)
     component = MODELS.build(dict(config))
-    own = component.state_dict()
-    missing = sorted(set(own) - set(state_dict))
-    unexpected = sorted(set(state_dict) - set(own))
-    wrong = sorted(k for k in set(own) & set(state_dict) if tuple(own[k].shape) != tuple(state_dict[k].shape))
-    if missing or unexpected or wrong:
-        raise WeightsError(
-            f"{path} does not fit {config['type']}: missing {missing[:3]}, unexpected {unexpected[:3]}, "
-            f"other shape {wrong[:3]}"
-        )
-    component.load_state_dict(state_dict, strict=True)
+    load_state_dict_strictly(component, state_dict, f"{path} ({config['type']})")
     component.to(device)
     if hasattr(component, "eval"):
         component.eval()

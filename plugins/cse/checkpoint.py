@@ -133,31 +133,12 @@ def state_dict_from_arrays(arrays: Mapping[str, Any], source: str = "checkpoint"
 
 def check_state_dict(model: torch.nn.Module, tensors: Mapping[str, torch.Tensor], source: str = "checkpoint") -> None:
     """Raise :class:`WeightsError` unless ``tensors`` has exactly the model's keys and shapes."""
-    expected = {name: tuple(value.shape) for name, value in model.state_dict().items()}
-    missing = [name for name in expected if name not in tensors]
-    unexpected = [name for name in tensors if name not in expected]
-    wrong = [
-        f"{name}: checkpoint {tuple(tensors[name].shape)}, model {expected[name]}"
-        for name in expected
-        if name in tensors and tuple(tensors[name].shape) != expected[name]
-    ]
-    problems = []
-    if missing:
-        problems.append(f"{len(missing)} missing tensor(s): {_listing(missing)}")
-    if unexpected:
-        problems.append(f"{len(unexpected)} unexpected tensor(s): {_listing(unexpected)}")
-    if wrong:
-        problems.append(f"{len(wrong)} tensor(s) of the wrong shape: {_listing(wrong)}")
-    if problems:
-        raise WeightsError(
-            f"{source} does not fit the DensePose-CSE architecture ({_describe(model)}): " + "; ".join(problems)
-            + ". Check the config name and overrides against the checkpoint."
-        )
+    from sganon.core.weights import check_state_dict as check_against
 
-
-def _listing(items: list[str], limit: int = 8) -> str:
-    shown = ", ".join(items[:limit])
-    return shown + (f", ... ({len(items) - limit} more)" if len(items) > limit else "")
+    check_against(
+        model, tensors, f"{source} (DensePose-CSE, {_describe(model)})",
+        "Check the config name and overrides against the checkpoint.",
+    )
 
 
 def _describe(model: torch.nn.Module) -> str:

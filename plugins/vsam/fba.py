@@ -247,21 +247,9 @@ def read_fba_checkpoint(path_or_dict: str | Path | Mapping[str, Any]) -> dict[st
 
 def load_strict(module: torch.nn.Module, state_dict: Mapping[str, torch.Tensor], what: str) -> None:
     """``load_state_dict(strict=True)`` with a :class:`WeightsError` naming what does not fit."""
-    own = module.state_dict()
-    missing = sorted(set(own) - set(state_dict))
-    unexpected = sorted(set(state_dict) - set(own))
-    wrong = sorted(k for k in set(own) & set(state_dict) if tuple(own[k].shape) != tuple(state_dict[k].shape))
-    if missing or unexpected or wrong:
-        parts = []
-        if missing:
-            parts.append(f"missing {len(missing)} (e.g. {', '.join(missing[:3])})")
-        if unexpected:
-            parts.append(f"unexpected {len(unexpected)} (e.g. {', '.join(unexpected[:3])})")
-        if wrong:
-            k = wrong[0]
-            parts.append(f"{len(wrong)} of another shape (e.g. {k}: {list(state_dict[k].shape)} vs {list(own[k].shape)})")
-        raise WeightsError(f"the {what} weights do not fit this architecture: {'; '.join(parts)}; is the config right?")
-    module.load_state_dict(dict(state_dict), strict=True)
+    from sganon.core.weights import load_state_dict_strictly
+
+    load_state_dict_strictly(module, state_dict, f"the {what} weights", "Is the config right?")
 
 
 def load_fba_checkpoint(
