@@ -62,42 +62,35 @@ def given_persons(people: int) -> list:
 
 def build_anonymizer(args: argparse.Namespace):
     import torch
+    from sganon.core.anonymizer import Anonymizer
+    from sganon.core.assembly import PipelineOptions, PipelineParts, assemble, to_device
     from sganon.core.components import build_component, component_class
-    from sganon.core.pipeline import Anonymizer, GeneratorChoice, choose_generator
 
-    if args.random_weights:
-        cls = component_class("generator", args.generator)
-        generator_args = cls.default_args("paper")
-        ports = cls.ports(generator_args)
-        generator = build_component("generator", args.generator).eval()
-        channels = int(ports.get("surface_channels") or 0)
-        embedder = build_component("embedder", args.embedder) if channels else None
-        resolution = ports.get("resolution")
-        choice = GeneratorChoice(
-            generator,
-            f"{args.generator} (random weights)",
-            False,
-            None if resolution is None else tuple(resolution),
-            channels,
-            bool(ports.get("vertices")),
-            embedder,
-        )
-    else:
-        choice = choose_generator(args.generator, args.preset, args.embedder)
     torch.set_num_threads(args.threads)
-    if args.given_detections:
-        return Anonymizer(choice, None, None, batch_size=args.batch_size, device=args.device)
-    return Anonymizer(
-        choice,
-        build_component("detector", "offline"),
-        build_component("detector", "offline-face"),
-        batch_size=args.batch_size,
-        device=args.device,
+    options = PipelineOptions(batch_size=args.batch_size, device=args.device)
+    detector = "none" if args.given_detections else None
+    face_detector = "none" if args.given_detections else None
+    if not args.random_weights:
+        parts = assemble(args.generator, args.preset, args.embedder, detector, face_detector, device=args.device)
+        return Anonymizer(parts, options)
+    # Random full-size weights: the architecture without imported checkpoints.
+    baseline = assemble("pixelate", None, None, detector, face_detector, device=args.device)
+    cls = component_class("generator", args.generator)
+    caps = cls.capabilities(cls.default_args("paper"))
+    parts = PipelineParts(
+        generator=build_component("generator", args.generator).eval(),
+        generator_label=f"{args.generator} (random weights)",
+        generator_caps=caps,
+        region_generator=baseline.region_generator,
+        detector=baseline.detector,
+        face_detector=baseline.face_detector,
+        embedder=build_component("embedder", args.embedder) if caps.surface_channels else None,
     )
+    return Anonymizer(to_device(parts, args.device), options)
 
 
 def bench_images(anonymizer, repeats: int, given: bool) -> list[dict]:
-    from sganon.core.pipeline import Detections
+    from sganon.core.detections import Detections
 
     rows = []
     for people in range(1, 6):
@@ -125,7 +118,8 @@ def bench_images(anonymizer, repeats: int, given: bool) -> list[dict]:
 
 def bench_video(anonymizer, frames: int, fps: int) -> dict:
     import av
-    from sganon.core.anonymize_files import FileAnonymizer, Job
+    from sganon.core.jobs import Job
+    from sganon.core.runners import FileAnonymizer
 
     with tempfile.TemporaryDirectory() as folder:
         source = Path(folder) / "clip.mp4"

@@ -23,6 +23,13 @@ import click
     default=None,
     help="Write images in this format [default: the input's format].",
 )
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="A config written by `sganon build`: run exactly the parts and options it names.",
+)
 @click.option("--generator", default=None, help="Generator component (e.g. pixelate, blur, mask-out, vsam).")
 @click.option(
     "--preset",
@@ -30,12 +37,13 @@ import click
     help="Generator or pipeline preset from registry.yaml (e.g. baseline.blur, vsam.fba-configE, sganon.fba-cse).",
 )
 @click.option("--embedder", default=None, help="Surface embedder [default: the one the generator was trained with].")
-@click.option("--detector", default=None, help="Person detector component [default: the preset's, else offline].")
+@click.option(
+    "--detector", default=None, help="Person detector component [default: the preset's, else registry.yaml's]."
+)
 @click.option(
     "--face-detector",
-    default="offline-face",
-    show_default=True,
-    help="Face detector component ('none' to skip faces without a body).",
+    default=None,
+    help="Face detector component ('none' to skip faces without a body) [default: registry.yaml's].",
 )
 @click.option(
     "--detections",
@@ -93,15 +101,18 @@ import click
 @click.option("--visualize", is_flag=True, help="Also write NAME.visualization.png: detections and surface map.")
 @click.option("--continue-on-error", is_flag=True, help="Go on with the other inputs when one fails.")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
+@click.pass_context
 def anonymize(
+    ctx: click.Context,
     inputs: tuple[Path, ...],
     output: Path,
     ext: str | None,
+    config_path: Path | None,
     generator: str | None,
     preset: str | None,
     embedder: str | None,
-    detector: str,
-    face_detector: str,
+    detector: str | None,
+    face_detector: str | None,
     detections_file: Path | None,
     export_detections: Path | None,
     seed: int,
@@ -124,10 +135,12 @@ def anonymize(
     the output says which generator was used. Inputs that fail are named and produce no
     output; the exit code is then 1.
     """
-    from sganon.core.anonymize_files import DetectionFile, FileAnonymizer, collect_jobs, write_detections
-    from sganon.core.components import build_component
+    from sganon.core.assembly import PipelineOptions, assemble, assemble_from_config
+    from sganon.core.anonymizer import Anonymizer
+    from sganon.core.detections import DetectionFile, write_detections
     from sganon.core.errors import ConfigError
-    from sganon.core.pipeline import Anonymizer, choose_generator
+    from sganon.core.jobs import collect_jobs
+    from sganon.core.runners import FileAnonymizer, RunSettings
     from tqdm import tqdm
 
     if end is not None and end <= start:
@@ -135,45 +148,52 @@ def anonymize(
     jobs = collect_jobs(inputs, coco_images)
     if not jobs:
         raise ConfigError("no images or videos found in the inputs")
-    choice = choose_generator(generator, preset, embedder)
-    if visualize and choice.embedder is None:
-        choice.embedder = build_component("embedder", "bones")
-    if choice.notice:
-        click.echo(f"Note: {choice.notice}", err=True)
     reuse = DetectionFile.read(detections_file) if detections_file else None
-    if reuse or detector == "none":
-        person_detector = None
-    elif detector is None and choice.detector is not None:
-        person_detector = choice.detector
+    given = {
+        name
+        for name in ("batch_size", "truncation", "seed", "feather", "detect_max_side", "device")
+        if ctx.get_parameter_source(name) == click.core.ParameterSource.COMMANDLINE
+    }
+    options = {
+        "batch_size": batch_size,
+        "truncation": truncation,
+        "seed": seed,
+        "feather": feather,
+        "detect_max_side": detect_max_side,
+        "device": device,
+        # Exported face boxes are the replaced regions already: re-used ones are not grown again.
+        "face_margin": 0.0 if reuse else 0.2,
+    }
+    if config_path is not None:
+        named = [flag for flag, value in (("--generator", generator), ("--preset", preset), ("--embedder", embedder),
+                 ("--detector", detector), ("--face-detector", face_detector)) if value]
+        if named:
+            raise ConfigError(f"--config names the pipeline's parts; drop {', '.join(named)}")
+        parts, configured = assemble_from_config(
+            config_path, detections_given=reuse is not None, visualize=visualize,
+            device=device if "device" in given else None,
+        )
+        options.update({key: value for key, value in configured.items() if key not in given})
     else:
-        person_detector = build_component("detector", detector or "offline")
-    faces = None if reuse or face_detector == "none" else build_component("detector", face_detector)
-    # Exported face boxes are the replaced regions already: re-used ones are not grown again.
-    pipeline = Anonymizer(
-        choice,
-        person_detector,
-        faces,
-        batch_size=batch_size,
-        truncation=truncation,
-        seed=seed,
-        feather=feather,
-        detect_max_side=detect_max_side,
-        device=device,
-        face_margin=0.0 if reuse else 0.2,
-    )
-    runner = FileAnonymizer(
-        pipeline,
-        output,
-        ext,
-        reuse,
+        parts = assemble(
+            generator, preset, embedder, detector, face_detector,
+            detections_given=reuse is not None, visualize=visualize, device=device,
+        )
+    if parts.notice:
+        click.echo(f"Note: {parts.notice}", err=True)
+    pipeline = Anonymizer(parts, PipelineOptions(**options))
+    settings = RunSettings(
+        extension=ext,
+        reuse=reuse,
         export=export_detections is not None,
         visualize=visualize,
         start=start,
         end=end,
         detect_every=detect_every,
     )
+    runner = FileAnonymizer(pipeline, output, settings)
     click.echo(
-        f"generator: {choice.label} ({'realistic' if choice.realistic else 'baseline, not realistic'})", err=True
+        f"generator: {parts.generator_label} ({'realistic' if parts.realistic else 'baseline, not realistic'})", err=True
     )
     show = not quiet and (len(jobs) > 1 or any(job.kind == "video" for job in jobs))
     files_bar = tqdm(total=len(jobs), unit="file", disable=not show or len(jobs) < 2, file=sys.stderr)

@@ -64,7 +64,7 @@ def prepare(annotations: Path, images: Path, config_path: Path, output: Path, us
     embedder_cls = MODELS.get(embedder_cfg["type"])
     if embedder_cls is None:
         raise ConfigError(f"embedder {embedder_cfg['type']!r} is not registered (is its plugin installed?)")
-    channels = int(embedder_cls.ports({k: v for k, v in embedder_cfg.items() if k != "type"}).get("surface_channels") or 0)
+    channels = embedder_cls.capabilities({k: v for k, v in embedder_cfg.items() if k != "type"}).surface_channels
     embedder = MODELS.build(embedder_cfg)
     detector = None if use_annotation_masks else MODELS.build(anonymizer.detector.to_dict())
     resolution = tuple(int(v) for v in anonymizer.resolution)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import sys
+
 import click
 
 
@@ -20,7 +22,7 @@ def import_command(name: str, file: str) -> None:
 
     For machines without network: download the file named in registry.yaml elsewhere.
     """
-    from sganon.core.weights import import_weights
+    from sganon.core.weight_cache import import_weights
 
     path = import_weights(name, file)
     click.echo(f"imported {name} -> {path}")
@@ -41,7 +43,7 @@ def pull_command(name: str, allow_unverified: bool) -> None:
     from tqdm import tqdm
 
     from sganon.core.presets import get_preset
-    from sganon.core.weights import list_weights, pull_weights
+    from sganon.core.weight_cache import list_weights, pull_weights
 
     preset = get_preset(name)
     names = [part for part in preset.parts.values() if get_preset(part).weights] if preset.parts else [name]
@@ -49,14 +51,8 @@ def pull_command(name: str, allow_unverified: bool) -> None:
     for part in names:
         by_file.setdefault(get_preset(part).weights.url, []).append(part)
     for first, *others in by_file.values():
-        with tqdm(unit="B", unit_scale=True, unit_divisor=1024, desc=first, leave=True) as bar:
-
-            def progress(done: int, total: int | None) -> None:
-                if total is not None and bar.total != total:
-                    bar.total = total
-                bar.update(done - bar.n)
-
-            pull_weights(first, allow_unverified=allow_unverified, progress=progress, also=others)
+        with tqdm(unit="B", unit_scale=True, unit_divisor=1024, desc=first, leave=True, file=sys.stderr) as bar:
+            pull_weights(first, allow_unverified=allow_unverified, progressbar=bar, also=others)
         rows = {row["name"]: row for row in list_weights()}
         for part in (first, *others):
             row = rows.get(part, {})
@@ -68,7 +64,7 @@ def pull_command(name: str, allow_unverified: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON list.")
 def list_command(as_json: bool) -> None:
     """Every preset with weights and whether they are installed."""
-    from sganon.core.weights import list_weights, weights_dir
+    from sganon.core.weight_cache import list_weights, weights_dir
 
     rows = list_weights()
     if as_json:

@@ -6,14 +6,17 @@ until at least 30 % of it is background, so the generator sees context around th
 The result may reach past the image borders (those pixels are padding in the crop).
 
 This module is the one place that rule lives; the anonymization pipeline and
-``sganon data prepare`` both call :func:`expand_person_box`.
+``sganon data prepare`` both call :func:`expand_person_box`. It also holds the box
+geometry the rest of sganon uses (bounds of a mask, union, growth, IoU, merging).
 
 Public API (stable):
 
 * :func:`expand_axis` -- the axis rule (grow one axis to a target length, shift inside).
-* :func:`tight_box` -- the tight box of a box-local mask (one extra pixel at the end).
+* :func:`mask_bounds` -- the exact bounding box of a bool mask (``None`` when empty).
+* :func:`tight_box` -- the tight box of a box-local mask (one extra pixel at the end, §7.3).
 * :func:`expand_box` -- steps b-d: margin, aspect ratio, background share.
 * :func:`expand_person_box` -- all of §7.3 for one mask; ``None`` for persons too small.
+* :func:`grow_box`, :func:`union_box`, :func:`box_iou`, :func:`merge_overlapping`.
 
 >>> expand_axis(10, 20, 14, 100)
 (8, 22)
@@ -26,11 +29,15 @@ Box(x0=106, y0=56, x1=155, y1=145)
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from .errors import InputError
-from .structures import Box
+from .structures import Box, Detection
+
+if TYPE_CHECKING:
+    import torch
 
 #: The paper's generator aspect ratio, height / width = 288 / 160.
 PAPER_ASPECT = 288 / 160
@@ -68,6 +75,15 @@ def expand_axis(start: int, end: int, target: int, limit: int) -> tuple[int, int
     return start, end
 
 
+def mask_bounds(mask: np.ndarray) -> Box | None:
+    """The smallest box holding every ``True`` pixel of a bool ``[H, W]`` mask, or ``None``."""
+    rows = np.flatnonzero(mask.any(axis=1))
+    if rows.size == 0:
+        return None
+    cols = np.flatnonzero(mask.any(axis=0))
+    return Box(int(cols[0]), int(rows[0]), int(cols[-1]) + 1, int(rows[-1]) + 1)
+
+
 def tight_box(mask: np.ndarray, box: Box) -> Box:
     """The tight box of ``mask`` (bool ``[box.height, box.width]``) in image coordinates.
 
@@ -78,12 +94,10 @@ def tight_box(mask: np.ndarray, box: Box) -> Box:
     mask = np.asarray(mask, dtype=bool)
     if mask.shape != (box.height, box.width):
         raise InputError(f"mask shape {mask.shape} does not match the box size {(box.height, box.width)}")
-    rows = np.flatnonzero(mask.any(axis=1))
-    cols = np.flatnonzero(mask.any(axis=0))
-    if rows.size == 0:
+    bounds = mask_bounds(mask)
+    if bounds is None:
         return box
-    y0, y1 = int(rows[0]), min(int(rows[-1]) + 2, box.height)
-    x0, x1 = int(cols[0]), min(int(cols[-1]) + 2, box.width)
+    x0, y0, x1, y1 = bounds.x0, bounds.y0, min(bounds.x1 + 1, box.width), min(bounds.y1 + 1, box.height)
     return Box(box.x0 + x0, box.y0 + y0, box.x0 + x1, box.y0 + y1)
 
 
@@ -156,3 +170,46 @@ def expand_person_box(
     if tight.area < min_area:
         return None
     return expand_box(tight, image_height, image_width, int(mask.sum()), aspect, margin, min_background)
+
+
+def grow_box(box: Box, fraction: float, image_height: int, image_width: int) -> Box:
+    """``box`` grown by ``fraction`` of its size on each side, clipped to the image."""
+    dx, dy = math.ceil(box.width * fraction), math.ceil(box.height * fraction)
+    return Box(box.x0 - dx, box.y0 - dy, box.x1 + dx, box.y1 + dy).clip(image_height, image_width)
+
+
+def union_box(a: Box, b: Box | None) -> Box:
+    """The smallest box holding ``a`` and ``b`` (``a`` when ``b`` is ``None``)."""
+    if b is None:
+        return a
+    return Box(min(a.x0, b.x0), min(a.y0, b.y0), max(a.x1, b.x1), max(a.y1, b.y1))
+
+
+def boxes_tensor(boxes: list[Box]) -> "torch.Tensor":
+    """``[N, 4]`` float64 XYXY tensor of boxes (the layout of ``torchvision.ops``)."""
+    import torch
+
+    return torch.tensor([list(b) for b in boxes], dtype=torch.float64).reshape(-1, 4)
+
+
+def box_iou(a: Box, b: Box) -> float:
+    """Intersection over union of two boxes (0 for empty boxes), by ``torchvision.ops.box_iou``."""
+    from torchvision.ops import box_iou as iou
+
+    if a.is_empty() or b.is_empty():
+        return 0.0
+    return float(iou(boxes_tensor([a]), boxes_tensor([b]))[0, 0])
+
+
+def merge_overlapping(detections: list[Detection], iou: float = 0.3) -> list[Detection]:
+    """Detections (faces) whose boxes overlap by more than ``iou`` merged into their union box,
+    highest score first; masks and keypoints are dropped (the union is a box region)."""
+    merged: list[Detection] = []
+    for detection in sorted(detections, key=lambda d: -d.score):
+        for i, other in enumerate(merged):
+            if box_iou(detection.box, other.box) > iou:
+                merged[i] = Detection(union_box(other.box, detection.box), other.score, label=other.label)
+                break
+        else:
+            merged.append(detection)
+    return merged

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import ast
 import os
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +23,8 @@ from .atomic import atomic_output
 from .components import available, component_class
 from .errors import ComponentNotFoundError, ConfigError, PresetError
 from .interfaces import PROFILES
-from .presets import Preset, all_presets
+from .capabilities import EmbedderCapabilities, GeneratorCapabilities
+from .presets import Preset, all_presets, get_preset, registry_defaults
 
 
 @dataclass
@@ -80,23 +81,21 @@ def pick_default(kind: str, preferred: list[str]) -> str:
 
 def check_fit(
     generator_name: str,
-    generator_ports: dict[str, Any],
-    embedder_name: str,
-    embedder_ports: dict[str, Any],
+    generator: GeneratorCapabilities,
+    embedder_name: str | None,
+    embedder: EmbedderCapabilities | None,
     preset: Preset | None,
 ) -> None:
-    """Raise :class:`ConfigError` when the embedder cannot feed the generator."""
-    wanted = int(generator_ports.get("surface_channels", 0) or 0)
-    given = int(embedder_ports.get("surface_channels", 0) or 0)
-    if wanted and wanted != given:
-        raise ConfigError(
-            f"generator {generator_name!r} consumes {wanted}-channel surface maps but embedder "
-            f"{embedder_name!r} produces {given}; choose an embedder with {wanted} channels "
-            f"(available embedders: {', '.join(available('embedder'))})"
+    """Raise :class:`ConfigError` when the embedder cannot feed the generator (the one fit
+    check of ``sganon build``, ``sganon anonymize --config`` and the pipeline assembly)."""
+    problem = generator.fits(embedder)
+    if problem:
+        wanted = f"an embedder with {generator.surface_channels} channels" + (
+            " and mesh-vertex ids" if generator.vertices else ""
         )
-    if generator_ports.get("vertices") and not embedder_ports.get("vertices"):
         raise ConfigError(
-            f"generator {generator_name!r} needs mesh-vertex ids, which embedder {embedder_name!r} does not give"
+            f"embedder {embedder_name!r} cannot feed generator {generator_name!r}: {problem}; choose {wanted} "
+            f"(available embedders: {', '.join(available('embedder'))})"
         )
     if preset is not None and preset.expects_embedder and preset.expects_embedder != embedder_name:
         raise ConfigError(
@@ -117,18 +116,25 @@ def build_config(
     """Resolve the named parts into one mmengine config; see the module docstring."""
     from mmengine.config import Config
 
+    from .assembly import PipelineOptions
+
     if profile not in PROFILES:
         raise ConfigError(f"profile must be one of {', '.join(PROFILES)}, got {profile!r}")
     generator_cls, generator_args, preset = resolve_generator(generator, profile)
     generator_name = generator_cls.name
     embedder_cls = component_class("embedder", embedder)
     embedder_args = dict(embedder_cls.default_args(profile))
-    detector_cls = component_class("detector", detector or pick_default("detector", [embedder_cls.name, "offline"]))
+    defaults = registry_defaults()
+    # A detector of the embedder's name is the same model (one pass serves both roles).
+    detector_cls = component_class("detector", detector or pick_default("detector", [embedder_cls.name, defaults.detector]))
     detector_args = dict(detector_cls.default_args(profile))
+    face_cls = component_class("detector", defaults.face_detector)
+    region = get_preset(defaults.region_generator)
+    region_cls = component_class("generator", region.component)
 
-    generator_ports = generator_cls.ports(generator_args)
-    embedder_ports = embedder_cls.ports(embedder_args)
-    check_fit(generator_name, generator_ports, embedder_cls.name, embedder_ports, preset)
+    generator_caps = generator_cls.capabilities(generator_args)
+    embedder_caps = embedder_cls.capabilities(embedder_args)
+    check_fit(generator_name, generator_caps, embedder_cls.name, embedder_caps, preset)
 
     cfg: dict[str, Any] = {
         "default_scope": "sganon",
@@ -144,23 +150,26 @@ def build_config(
             "embedder": {"type": embedder_cls.__name__, **embedder_args},
             "generator": {"type": generator_cls.__name__, **generator_args},
             "weights": preset.name if preset and preset.weights else None,
-            "resolution": generator_ports.get("resolution"),
+            "resolution": None if generator_caps.resolution is None else list(generator_caps.resolution),
+            "face_detector": {"type": face_cls.__name__, **face_cls.default_args(profile)},
+            "region_generator": {"type": region_cls.__name__, **region_cls.default_args(profile), **region.args},
+            "options": asdict(PipelineOptions()),
         },
     }
     summary = [
         f"profile:       {profile}",
         f"detector:      {detector_cls.name} ({detector_cls.__name__})",
         f"embedder:      {embedder_cls.name} ({embedder_cls.__name__}), "
-        f"{embedder_ports.get('surface_channels', 0)} surface channels",
+        f"{embedder_caps.surface_channels} surface channels",
         f"generator:     {generator_name} ({generator_cls.__name__})"
         + (f", preset {preset.name}" if preset else "")
-        + ("" if generator_ports.get("realistic") else " [baseline, not a realistic generator]"),
-        f"crop size:     {generator_ports.get('resolution') or 'native (no resize)'}",
+        + ("" if generator_caps.realistic else " [baseline, not a realistic generator]"),
+        f"crop size:     {list(generator_caps.resolution) if generator_caps.resolution else 'native (no resize)'}",
     ]
     if preset and preset.weights:
         summary.append(f"weights:       {preset.name} ({preset.weights.licence[:60]}...)")
 
-    if generator_ports.get("trainable"):
+    if generator_caps.trainable:
         from .training.config import training_sections
 
         discriminator_cls = component_class(
@@ -171,7 +180,7 @@ def build_config(
             discriminator={"type": discriminator_cls.__name__, **discriminator_cls.default_args(profile)},
             dataset=dataset,
             profile=profile,
-            generator_ports=generator_ports,
+            generator_caps=generator_caps,
         )
         cfg.update(training)
         cfg["parts"]["discriminator"] = discriminator_cls.name

@@ -5,8 +5,11 @@ the interface it derives from (``Detector`` -> ``"detector"``, ...), and its ``n
 the short name users type (``sganon build --generator vsam``). Names are unique within a
 kind; the registry key (the class name) is unique across all kinds.
 
-Each component class says what it needs and gives through class-level ``ports``, so
-``sganon build`` can check that parts fit without building anything heavy.
+Each component class says what it needs and gives through the classmethod
+``capabilities(args)``, which returns the typed dataclass of its kind
+(:mod:`sganon.core.capabilities`), so ``sganon build`` and the pipeline assembly can check
+that parts fit without building anything heavy. Every component can be moved to a torch
+device with ``to(device)``; the assembly does so for each part.
 """
 
 from __future__ import annotations
@@ -18,6 +21,13 @@ import numpy as np
 import torch
 from torch import nn
 
+from .capabilities import (
+    DetectorCapabilities,
+    DiscriminatorCapabilities,
+    EmbedderCapabilities,
+    GeneratorCapabilities,
+    LossCapabilities,
+)
 from .structures import CropBatch, Detection, SurfaceMap
 
 PROFILES = ("paper", "tiny")
@@ -42,31 +52,60 @@ class Component:
         return {}
 
     @classmethod
-    def ports(cls, args: dict[str, Any]) -> dict[str, Any]:
-        """What a component built with ``args`` consumes/produces, for fit checks.
-
-        Keys used by ``sganon build``: ``surface_channels`` (int), ``vertices`` (bool),
-        ``resolution`` (``[H, W]`` or ``None``), ``trainable`` (bool), ``realistic`` (bool).
-        """
-        return {}
+    def capabilities(cls, args: dict[str, Any]) -> Any:
+        """What a component built with ``args`` offers and needs: the capabilities dataclass
+        of its kind (:class:`DetectorCapabilities`, :class:`GeneratorCapabilities`, ...)."""
+        raise NotImplementedError
 
 
-class Detector(Component, ABC):
+class DeviceComponent:
+    """``to(device)`` for components that are not ``torch.nn.Module`` s.
+
+    The device is recorded in ``self.device``; a component that runs a torch model moves
+    it there. Components whose models run outside torch (e.g. TFLite on the CPU) keep the
+    record, so the assembly can still tell what each part was asked for.
+    """
+
+    device: torch.device = torch.device("cpu")
+
+    def to(self, device: str | torch.device) -> "DeviceComponent":
+        self.device = torch.device(device)
+        return self
+
+
+class Detector(DeviceComponent, Component, ABC):
     """Finds people (and/or faces) in an RGB image."""
 
     kind = "detector"
     #: Which labels this detector reports (``"person"``, ``"face"``).
     labels: ClassVar[tuple[str, ...]] = ("person",)
 
+    @classmethod
+    def capabilities(cls, args: dict[str, Any]) -> DetectorCapabilities:
+        return DetectorCapabilities(labels=tuple(cls.labels))
+
     @abstractmethod
     def detect(self, image: np.ndarray) -> list[Detection]:
         """Detect in ``image``, uint8 RGB ``[H, W, 3]``; boxes lie inside the image."""
 
 
-class SurfaceEmbedder(Component, ABC):
-    """Gives each detected person a dense pixel-to-surface map."""
+class SurfaceEmbedder(DeviceComponent, Component, ABC):
+    """Gives each detected person a dense pixel-to-surface map.
+
+    Optional hook (declare it with ``EmbedderCapabilities(crop_surface=True)``)::
+
+        def surface_at_crop(self, embedding: Tensor [E, H, W], mask: Tensor bool [H, W])
+            -> tuple[Tensor [E, H, W], Tensor int64 [H, W]]
+
+    recomputes the surface at the generator's crop resolution (CSE: nearest mesh vertex of
+    each crop pixel and that vertex's embedding, SPEC §7.6).
+    """
 
     kind = "embedder"
+
+    @classmethod
+    def capabilities(cls, args: dict[str, Any]) -> EmbedderCapabilities:
+        return EmbedderCapabilities()
 
     @abstractmethod
     def embed(self, image: np.ndarray, detections: list[Detection]) -> list[SurfaceMap]:
@@ -80,6 +119,10 @@ class Generator(nn.Module, Component):
     """
 
     kind = "generator"
+
+    @classmethod
+    def capabilities(cls, args: dict[str, Any]) -> GeneratorCapabilities:
+        return GeneratorCapabilities()
 
     @abstractmethod
     def anonymize(
@@ -107,6 +150,10 @@ class Discriminator(nn.Module, Component):
 
     kind = "discriminator"
 
+    @classmethod
+    def capabilities(cls, args: dict[str, Any]) -> DiscriminatorCapabilities:
+        return DiscriminatorCapabilities()
+
     @abstractmethod
     def forward(self, img: torch.Tensor, condition: torch.Tensor, mask: torch.Tensor) -> dict[str, torch.Tensor]:
         """Returns at least ``{"score": [N, 1]}`` for ``img``/``condition`` ``[N, 3, H, W]``, ``mask`` ``[N, 1, H, W]``."""
@@ -119,6 +166,10 @@ class Loss(nn.Module, Component):
     """
 
     kind = "loss"
+
+    @classmethod
+    def capabilities(cls, args: dict[str, Any]) -> LossCapabilities:
+        return LossCapabilities()
 
 
 #: Interfaces by kind, in the order ``sganon plugins list`` shows them.

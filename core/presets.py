@@ -106,14 +106,50 @@ def parse_preset(name: str, data: Any, origin: str) -> Preset:
     )
 
 
-def load_registry_file(path: Path) -> dict[str, Preset]:
+@dataclass(frozen=True)
+class Defaults:
+    """The ``defaults`` section of registry.yaml: what runs when the user names nothing.
+
+    Attributes:
+        detector: Person detector (component name).
+        face_detector: Face detector (component name).
+        realistic: Generator preset used when its weights and its embedder's are imported.
+        baseline: Generator preset used otherwise.
+        region_generator: Generator preset for faces without a body and persons too small.
+        visualization_embedder: Embedder drawn by ``--visualize`` when the generator uses none.
+    """
+
+    detector: str
+    face_detector: str
+    realistic: str
+    baseline: str
+    region_generator: str
+    visualization_embedder: str
+
+
+def read_registry_document(path: Path) -> dict[str, Any]:
     try:
         document = yaml.safe_load(path.read_text(encoding="utf-8"))
     except (OSError, yaml.YAMLError) as error:
         raise PresetError(f"cannot read the preset catalogue {path}: {error}") from error
     if not isinstance(document, dict) or not isinstance(document.get("presets"), dict):
         raise PresetError(f"{path} must hold a mapping `presets: {{name: preset}}`")
+    return document
+
+
+def load_registry_file(path: Path) -> dict[str, Preset]:
+    document = read_registry_document(path)
     return {name: parse_preset(name, data, str(path.name)) for name, data in document["presets"].items()}
+
+
+def registry_defaults() -> Defaults:
+    """The ``defaults`` of registry.yaml; :class:`PresetError` naming a missing or extra key."""
+    path = registry_file()
+    section = read_registry_document(path).get("defaults")
+    names = list(Defaults.__dataclass_fields__)
+    if not isinstance(section, dict) or set(section) != set(names):
+        raise PresetError(f"{path} needs a `defaults` mapping with exactly the keys {', '.join(names)}")
+    return Defaults(**{name: str(section[name]) for name in names})
 
 
 def all_presets() -> dict[str, Preset]:

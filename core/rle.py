@@ -1,8 +1,8 @@
-"""COCO run-length encoding of binary masks (the compressed-string form), without pycocotools.
+"""COCO run-length encoding of binary masks, through ``pycocotools``.
 
-Counts run down the columns (Fortran order), alternating background/foreground runs and
-starting with background. The string form stores each count as 5-bit groups with a
-continuation bit, delta-coded after the third count, offset by 48 into printable ASCII.
+``encode_rle`` gives the compressed-string form ``{"size": [h, w], "counts": str}`` (JSON
+friendly); ``decode_rle`` also reads uncompressed (list) counts, and
+``polygons_to_mask`` rasterizes COCO polygon segmentations.
 
 >>> import numpy as np
 >>> m = np.zeros((3, 4), bool); m[1:, 2] = True
@@ -15,63 +15,9 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+from pycocotools import mask as coco_mask
 
 from .errors import InputError
-
-
-def mask_to_counts(mask: np.ndarray) -> list[int]:
-    """Uncompressed COCO counts of a 2-D bool mask."""
-    flat = np.asarray(mask, dtype=bool).ravel(order="F")
-    if flat.size == 0:
-        return []
-    changes = np.flatnonzero(flat[1:] != flat[:-1]) + 1
-    bounds = np.concatenate([[0], changes, [flat.size]])
-    counts = np.diff(bounds).tolist()
-    if flat[0]:
-        counts = [0] + counts
-    return [int(c) for c in counts]
-
-
-def counts_to_string(counts: list[int]) -> str:
-    out = []
-    for i, count in enumerate(counts):
-        value = count - counts[i - 2] if i > 2 else count
-        while True:
-            chunk = value & 0x1F
-            value >>= 5
-            more = not ((value == 0 and not chunk & 0x10) or (value == -1 and chunk & 0x10))
-            if more:
-                chunk |= 0x20
-            out.append(chr(chunk + 48))
-            if not more:
-                break
-    return "".join(out)
-
-
-def string_to_counts(text: str) -> list[int]:
-    counts: list[int] = []
-    position = 0
-    while position < len(text):
-        value = 0
-        shift = 0
-        while True:
-            if position >= len(text):
-                raise InputError("truncated RLE string")
-            chunk = ord(text[position]) - 48
-            if chunk < 0 or chunk > 63:
-                raise InputError(f"invalid character {text[position]!r} in RLE string")
-            value |= (chunk & 0x1F) << shift
-            more = chunk & 0x20
-            position += 1
-            shift += 5
-            if not more:
-                if chunk & 0x10:
-                    value |= -1 << shift
-                break
-        if len(counts) > 2:
-            value += counts[-2]
-        counts.append(value)
-    return counts
 
 
 def encode_rle(mask: np.ndarray) -> dict[str, Any]:
@@ -79,24 +25,55 @@ def encode_rle(mask: np.ndarray) -> dict[str, Any]:
     mask = np.asarray(mask)
     if mask.ndim != 2:
         raise InputError(f"RLE encodes 2-D masks, got shape {mask.shape}")
-    return {"size": [int(mask.shape[0]), int(mask.shape[1])], "counts": counts_to_string(mask_to_counts(mask))}
+    rle = coco_mask.encode(np.asfortranarray(mask.astype(np.uint8)))
+    return {"size": [int(mask.shape[0]), int(mask.shape[1])], "counts": rle["counts"].decode("ascii")}
 
 
 def decode_rle(rle: dict[str, Any]) -> np.ndarray:
-    """Inverse of :func:`encode_rle`; also accepts uncompressed (list) counts."""
+    """Inverse of :func:`encode_rle`; also accepts uncompressed (list) counts.
+
+    Raises:
+        InputError: not an RLE dict, or counts that do not add up to ``h * w``.
+    """
     try:
         height, width = (int(v) for v in rle["size"])
         counts = rle["counts"]
     except (KeyError, TypeError, ValueError) as error:
         raise InputError(f"not a COCO RLE mask: {rle!r:.80}") from error
-    if isinstance(counts, bytes):
-        counts = counts.decode("ascii")
-    if isinstance(counts, str):
-        counts = string_to_counts(counts)
-    counts = [int(c) for c in counts]
-    if any(c < 0 for c in counts) or sum(counts) != height * width:
-        raise InputError(f"RLE counts sum to {sum(counts)}, expected {height}x{width} = {height * width}")
-    values = np.zeros(len(counts), dtype=bool)
-    values[1::2] = True
-    flat = np.repeat(values, counts)
-    return flat.reshape((height, width), order="F")
+    if isinstance(counts, list):
+        counts = [int(c) for c in counts]
+        if any(c < 0 for c in counts) or sum(counts) != height * width:
+            raise InputError(f"RLE counts sum to {sum(counts)}, expected {height}x{width} = {height * width}")
+        compressed = coco_mask.frPyObjects({"size": [height, width], "counts": counts}, height, width)
+    else:
+        text = counts.encode("ascii") if isinstance(counts, str) else counts
+        compressed = {"size": [height, width], "counts": text}
+        # pycocotools does not check that the runs fill the image: check before decoding.
+        if int(coco_mask.area(compressed)) > height * width or not _fills(compressed, height * width):
+            raise InputError(f"RLE counts do not describe a {height}x{width} mask")
+    return coco_mask.decode(compressed).astype(bool)
+
+
+def _fills(compressed: dict[str, Any], pixels: int) -> bool:
+    """Whether the runs of a compressed RLE add up to exactly ``pixels``."""
+    total, shift, value, runs = 0, 0, 0, []
+    for char in compressed["counts"]:
+        c = char - 48
+        value |= (c & 0x1F) << shift
+        shift += 5
+        if c & 0x20:
+            continue
+        if c & 0x10:
+            value |= -1 << shift
+        runs.append(value + (runs[-2] if len(runs) > 2 else 0))
+        shift, value = 0, 0
+    total = sum(runs)
+    return total == pixels and all(r >= 0 for r in runs)
+
+
+def polygons_to_mask(polygons: list[list[float]], height: int, width: int) -> np.ndarray:
+    """COCO polygon segmentation (``[[x0, y0, x1, y1, ...], ...]``) as a bool ``[height, width]`` mask."""
+    usable = [[float(v) for v in polygon] for polygon in polygons if len(polygon) >= 6]
+    if not usable:
+        return np.zeros((height, width), dtype=bool)
+    return coco_mask.decode(coco_mask.merge(coco_mask.frPyObjects(usable, height, width))).astype(bool)

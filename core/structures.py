@@ -316,3 +316,14 @@ class CropBatch:
     def surface_mask(self) -> Any:
         """``1 - mask - border``: person pixels that carry a surface coordinate (E_mask)."""
         return 1 - self.mask - self.border
+
+
+def check_rgb_image(image: np.ndarray) -> np.ndarray:
+    """``image`` as a C-contiguous uint8 RGB ``[H, W, 3]`` array, or a clear :class:`InputError`."""
+    if not isinstance(image, np.ndarray):
+        raise InputError(f"an image must be a numpy array (uint8 RGB [H, W, 3]), got {type(image).__name__}")
+    if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
+        raise InputError(f"an image must be uint8 RGB [H, W, 3], got {image.dtype} {list(image.shape)}")
+    if image.shape[0] == 0 or image.shape[1] == 0:
+        raise InputError(f"an image must not be empty, got {list(image.shape)}")
+    return np.ascontiguousarray(image)

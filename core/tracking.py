@@ -22,13 +22,8 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
-from .structures import Box, Detection
-
-
-def box_iou(a: Box, b: Box) -> float:
-    inter = a.intersect(b).area
-    union = a.area + b.area - inter
-    return inter / union if union > 0 else 0.0
+from .boxes import box_iou
+from .structures import Detection
 
 
 @dataclass

@@ -8,6 +8,7 @@ from click.testing import CliRunner
 from mmengine.config import Config
 
 from sganon.cli.main import cli
+from sganon.core.capabilities import EmbedderCapabilities, GeneratorCapabilities
 from sganon.core import Box, ComponentNotFoundError, ConfigError, Detection, Detector, Generator, SurfaceEmbedder, SurfaceMap
 from sganon.core.build import build_config, parse_cfg_options, write_config
 from sganon.core.registry import MODELS
@@ -20,8 +21,8 @@ class ThreeChannelEmbedder(SurfaceEmbedder):
     description = "test embedder with 3 channels"
 
     @classmethod
-    def ports(cls, args):
-        return {"surface_channels": 3, "vertices": False}
+    def capabilities(cls, args):
+        return EmbedderCapabilities(surface_channels=3)
 
     def embed(self, image, detections):
         out = []
@@ -50,8 +51,8 @@ class SixteenChannelGenerator(Generator):
     description = "test generator needing 16 channels"
 
     @classmethod
-    def ports(cls, args):
-        return {"surface_channels": 16, "vertices": True, "resolution": [32, 16], "trainable": False}
+    def capabilities(cls, args):
+        return GeneratorCapabilities(resolution=(32, 16), surface_channels=16, vertices=True)
 
     def anonymize(self, batch, z=None, truncation=None, rng=None):
         return batch.image

@@ -21,7 +21,7 @@ def build(kind: str, name: str) -> tuple[Component, dict]:
     component = MODELS.build({"type": cls.__name__, **args})
     assert isinstance(component, INTERFACES[kind])
     assert type(component).name == name and type(component).kind == kind
-    return component, cls.ports(args)
+    return component, cls.capabilities(args)
 
 
 def random_image(height: int = 96, width: int = 128, seed: int = 0) -> np.ndarray:
@@ -50,7 +50,7 @@ def test_the_matrix_is_not_empty():
 
 @pytest.mark.parametrize("kind,name", COMPONENTS, ids=[f"{k}-{n}" for k, n in COMPONENTS])
 def test_component_satisfies_its_interface(kind, name):
-    component, ports = build(kind, name)
+    component, caps = build(kind, name)
     assert isinstance(type(component).description, str) and type(component).description
     if kind == "detector":
         image = random_image()
@@ -70,12 +70,12 @@ def test_component_satisfies_its_interface(kind, name):
         assert len(surfaces) == len(detections)
         for surface, detection in zip(surfaces, detections):
             assert isinstance(surface, SurfaceMap)
-            assert surface.embedding.shape == (ports["surface_channels"], detection.box.height, detection.box.width)
+            assert surface.embedding.shape == (caps.surface_channels, detection.box.height, detection.box.width)
             assert np.isfinite(surface.embedding).all()
-            assert (surface.vertices is not None) == bool(ports.get("vertices"))
+            assert (surface.vertices is not None) == caps.vertices
     elif kind == "generator":
-        height, width = ports.get("resolution") or (40, 24)
-        batch = crop_batch(2, height, width, int(ports.get("surface_channels") or 0), bool(ports.get("vertices")))
+        height, width = caps.resolution or (40, 24)
+        batch = crop_batch(2, height, width, caps.surface_channels, caps.vertices)
         with torch.no_grad():
             out = component.eval().anonymize(batch, rng=torch.Generator().manual_seed(0))
         assert out.shape == batch.image.shape
@@ -83,7 +83,7 @@ def test_component_satisfies_its_interface(kind, name):
         known = batch.mask.bool().expand_as(out)
         assert torch.equal(out[known], batch.image[known]), "a generator changed known pixels"
     elif kind == "discriminator":
-        height, width = ports["resolution"]
+        height, width = caps.resolution
         batch = crop_batch(2, height, width, 0, False)
         with torch.no_grad():
             outputs = component(batch.image, batch.condition, batch.mask)

@@ -33,7 +33,8 @@ def embedder() -> CSEEmbedder:
 def test_registered_as_cse_detector_and_embedder():
     assert component_class("detector", "cse") is CSEDetector
     assert component_class("embedder", "cse") is CSEEmbedder
-    assert CSEEmbedder.ports(CSEEmbedder.default_args("paper")) == {"surface_channels": 16, "vertices": True}
+    caps = CSEEmbedder.capabilities(CSEEmbedder.default_args("paper"))
+    assert (caps.surface_channels, caps.vertices) == (16, True)
     assert CSEDetector.default_args("paper")["variant"] == "R101_FPN_DL"
 
 

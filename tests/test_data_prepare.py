@@ -124,7 +124,7 @@ def test_prepare_from_annotation_masks(coco, tmp_path: Path, shard_format: str) 
 
 
 def test_prepare_with_a_detector_uses_its_persons(coco, tmp_path: Path) -> None:
-    from sganon.core.anonymize_files import coco_person
+    from sganon.core.runners.coco import coco_person
 
     annotations, images = coco
 

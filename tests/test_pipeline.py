@@ -1,4 +1,4 @@
-"""Pipeline contracts (core/crops.py, core/pipeline.py) with baseline generators and given detections."""
+"""Pipeline contracts (core/crops.py, core/anonymizer.py, core/assembly.py) with baseline generators and given detections."""
 
 from __future__ import annotations
 
@@ -11,7 +11,12 @@ from hypothesis import strategies as st
 from sganon.core.crops import dilate, dilation_radius, disk, paste_back, prepare_person_crop
 from sganon.core.errors import AnonymizationError, InputError, WeightsError
 from sganon.core.interfaces import Generator
-from sganon.core.pipeline import Anonymizer, Detections, choose_generator
+from dataclasses import replace
+
+from sganon.core.anonymizer import Anonymizer
+from sganon.core.assembly import PipelineOptions, PipelineParts, assemble
+from sganon.core.capabilities import GeneratorCapabilities
+from sganon.core.detections import Detections
 from sganon.core.registry import MODELS
 from sganon.core.structures import Box, Detection
 
@@ -29,8 +34,13 @@ def person(box: Box, seed: int = 0) -> Detection:
     return Detection(box, 0.9, mask)
 
 
+def parts(detector=None, **names) -> PipelineParts:
+    """Assembled parts without detectors (detections are given), or with ``detector``."""
+    return replace(assemble(detector="none", face_detector="none", **names), detector=detector)
+
+
 def anonymizer(generator: str = "pixelate", **options) -> Anonymizer:
-    return Anonymizer(choose_generator(generator=generator), detector=None, face_detector=None, **options)
+    return Anonymizer(parts(generator=generator), PipelineOptions(**options))
 
 
 @settings(max_examples=30, deadline=None)
@@ -135,8 +145,7 @@ def test_the_same_seed_gives_the_same_output_and_another_seed_differs():
     detections = Detections([person(Box(10, 5, 60, 78))])
 
     def make(seed: int):
-        choice = choose_generator(preset="baseline.mask-noise")
-        return Anonymizer(choice, None, seed=seed).anonymize(image, detections)
+        return Anonymizer(parts(preset="baseline.mask-noise"), PipelineOptions(seed=seed)).anonymize(image, detections)
 
     assert np.array_equal(make(1).image, make(1).image)
     assert not np.array_equal(make(1).image, make(2).image)
@@ -174,7 +183,7 @@ def test_large_images_are_detected_on_a_downscaled_copy():
             h, w = image.shape[:2]
             return [person(Box(w // 4, h // 4, w // 2, h))]
 
-    pipeline = Anonymizer(choose_generator(generator="mask-out"), RecordingDetector(), detect_max_side=100)
+    pipeline = Anonymizer(parts(RecordingDetector(), generator="mask-out"), PipelineOptions(detect_max_side=100))
     image = smooth_image(300, 400)
     result = pipeline.anonymize(image)
     assert max(seen[0][:2]) == 100
@@ -194,7 +203,7 @@ def test_a_failing_stage_raises_an_anonymization_error():
             raise RuntimeError("model exploded")
 
     with pytest.raises(AnonymizationError, match="detect stage failed"):
-        Anonymizer(choose_generator(generator="pixelate"), BrokenDetector()).anonymize(smooth_image(30, 30))
+        Anonymizer(parts(BrokenDetector(), generator="pixelate")).anonymize(smooth_image(30, 30))
 
 
 def test_bad_images_are_refused():
@@ -211,8 +220,8 @@ class UntrainedGenerator(Generator):
     description = "test stand-in"
 
     @classmethod
-    def ports(cls, args):
-        return {"surface_channels": 0, "vertices": False, "resolution": [32, 16], "trainable": True, "realistic": True}
+    def capabilities(cls, args):
+        return GeneratorCapabilities(resolution=(32, 16), realistic=True, trainable=True)
 
     def anonymize(self, batch, z=None, truncation=None, rng=None):
         return batch.image
@@ -222,17 +231,17 @@ def test_an_explicit_trainable_generator_without_weights_is_an_error_not_a_downg
     MODELS.register_module(module=UntrainedGenerator)
     try:
         with pytest.raises(WeightsError, match="needs trained weights"):
-            choose_generator(generator="test-untrained")
+            assemble(generator="test-untrained")
     finally:
         MODELS.module_dict.pop("UntrainedGenerator")
 
 
 def test_the_default_says_when_the_realistic_generator_is_not_used():
-    choice = choose_generator()
-    if choice.realistic:
-        assert choice.notice == ""
+    chosen = assemble(detector="none", face_detector="none")
+    if chosen.realistic:
+        assert chosen.notice == ""
     else:
-        assert "NOT the realistic generator" in choice.notice and "sganon weights import" in choice.notice
+        assert "NOT the realistic generator" in chosen.notice and "sganon weights import" in chosen.notice
 
 
 class FixedSizeGenerator(Generator):
@@ -241,21 +250,14 @@ class FixedSizeGenerator(Generator):
 
     name = "test-fixed-size"
     description = "test stand-in"
-    z_channels = 4
     seen: list = []
 
     def __init__(self) -> None:
         super().__init__()
 
     @classmethod
-    def ports(cls, args):
-        return {
-            "surface_channels": 18,
-            "vertices": False,
-            "resolution": [64, 32],
-            "trainable": False,
-            "realistic": False,
-        }
+    def capabilities(cls, args):
+        return GeneratorCapabilities(resolution=(64, 32), surface_channels=18, latent_size=4)
 
     def anonymize(self, batch, z=None, truncation=None, rng=None):
         FixedSizeGenerator.seen.append((batch, z))
@@ -267,13 +269,13 @@ def test_fixed_resolution_generators_get_resized_crops_with_surface_maps():
 
     MODELS.register_module(module=FixedSizeGenerator)
     try:
-        choice = choose_generator(generator="test-fixed-size", embedder="bones")
+        chosen = parts(generator="test-fixed-size", embedder="bones")
         image = smooth_image(200, 160, seed=8)
         mask = np.zeros((180, 100), bool)
         mask[5:178, 25:75] = True
         given = Detection(Box(30, 10, 130, 190), 0.9, mask, standing_keypoints(30, 10))
         FixedSizeGenerator.seen.clear()
-        pipeline = Anonymizer(choice, None, seed=3)
+        pipeline = Anonymizer(chosen, PipelineOptions(seed=3))
         result = pipeline.anonymize(image, Detections([given]), latent_keys=[42])
         batch, z = FixedSizeGenerator.seen[0]
         assert batch.image.shape == (1, 3, 64, 32) and batch.embedding.shape == (1, 18, 64, 32)
@@ -285,7 +287,7 @@ def test_fixed_resolution_generators_get_resized_crops_with_surface_maps():
         interior = ~dilate(torch.from_numpy(~person_pixels), 6).numpy()  # away from the resampled edge
         assert interior.sum() > 1000 and (result.image[interior] == 255).all()
         # The same track key gives the same latent, another key another one.
-        again = pipeline.latents(choice.generator, [42, 43])
+        again = pipeline.latents(chosen.generator_caps.latent_size, [42, 43])
         assert torch.equal(again[0], z[0]) and not torch.equal(again[1], z[0])
     finally:
         MODELS.module_dict.pop("FixedSizeGenerator")
@@ -295,19 +297,18 @@ def test_the_realistic_path_wires_vsam_and_cse_together():
     """The vsam generator with cse surfaces and vertex ids (small random-weight models: this
     checks the wiring and the contracts, not the realism)."""
     from sganon.core.components import build_component, component_class
-    from sganon.core.pipeline import GeneratorChoice
-
-    ports = component_class("generator", "vsam").ports(component_class("generator", "vsam").default_args("tiny"))
+    vsam = component_class("generator", "vsam")
     generator = build_component("generator", "vsam", "tiny").eval()
     embedder = build_component("embedder", "cse", "tiny")
-    choice = GeneratorChoice(
-        generator, "vsam (tiny, random)", True, tuple(ports["resolution"]), ports["surface_channels"], True, embedder
+    chosen = PipelineParts(
+        generator, "vsam (tiny, random)", vsam.capabilities(vsam.default_args("tiny")),
+        build_component("generator", "pixelate"), embedder=embedder,
     )
     image = smooth_image(200, 160, seed=2)
     mask = np.zeros((150, 80), bool)
     mask[10:140, 10:70] = True
     given = Detections([Detection(Box(40, 20, 120, 170), 0.9, mask)])
-    first = Anonymizer(choice, None, seed=1).anonymize(image, given, latent_keys=[3])
+    first = Anonymizer(chosen, PipelineOptions(seed=1)).anonymize(image, given, latent_keys=[3])
     assert len(first.surfaces) == 1 and first.surfaces[0].vertices is not None
     assert first.replaced[given.persons[0].mask_in_image(200, 160)].all()
     assert np.array_equal(first.image[~first.replaced], image[~first.replaced])

@@ -56,7 +56,7 @@ def test_malformed_registry_file(tmp_path):
 
 
 def test_pipeline_presets_are_pulled_not_imported(tmp_path, monkeypatch):
-    from sganon.core.weights import import_weights
+    from sganon.core.weight_cache import import_weights
 
     monkeypatch.setenv("SGANON_HOME", str(tmp_path))
     with pytest.raises(WeightsError, match="pipeline preset"):
@@ -64,8 +64,8 @@ def test_pipeline_presets_are_pulled_not_imported(tmp_path, monkeypatch):
 
 
 def test_anonymize_with_the_pipeline_preset_names_the_missing_weights(tmp_path, monkeypatch):
-    from sganon.core.pipeline import choose_generator
+    from sganon.core.assembly import assemble
 
     monkeypatch.setenv("SGANON_HOME", str(tmp_path))
     with pytest.raises(WeightsError, match="sganon weights"):
-        choose_generator(preset="sganon.fba-cse")
+        assemble(preset="sganon.fba-cse")

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
 from sganon.core import Box, Crop, Detection, InputError, SurfaceMap
-from sganon.core.rle import decode_rle, encode_rle, mask_to_counts
+from sganon.core.rle import decode_rle, encode_rle, polygons_to_mask
 
 
 def boxes(max_size: int = 40):
@@ -37,12 +37,26 @@ def test_rle_round_trip(mask):
     assert np.array_equal(decode_rle(rle), mask)
 
 
+def column_runs(mask: np.ndarray) -> list[int]:
+    """COCO's uncompressed counts, computed here independently of pycocotools."""
+    flat = mask.ravel(order="F").astype(np.int8)
+    edges = np.flatnonzero(np.diff(np.concatenate([[0], flat, [1 - flat[-1] if flat.size else 0]])))
+    return np.diff(np.concatenate([[0], edges])).tolist()[: len(edges)] if flat.size else [0]
+
+
 @given(arrays(bool, st.tuples(st.integers(1, 8), st.integers(1, 8))))
-def test_rle_counts_alternate_starting_with_background(mask):
-    counts = mask_to_counts(mask)
-    assert sum(counts) == mask.size
-    rebuilt = np.repeat(np.arange(len(counts)) % 2 == 1, counts).reshape(mask.shape, order="F")
-    assert np.array_equal(rebuilt, mask)
+def test_our_masks_round_trip_through_pycocotools(mask):
+    from pycocotools import mask as coco_mask
+
+    ours = encode_rle(mask)
+    theirs = coco_mask.decode({"size": ours["size"], "counts": ours["counts"].encode()}).astype(bool)
+    assert np.array_equal(theirs, mask)
+    assert np.array_equal(decode_rle({"size": list(mask.shape), "counts": column_runs(mask)}), mask)
+
+
+def test_polygons_are_rasterized_inside_their_outline():
+    mask = polygons_to_mask([[1, 1, 6, 1, 6, 4, 1, 4], [0, 0]], 8, 9)
+    assert mask.shape == (8, 9) and mask[2:4, 2:6].all() and not mask[6:].any() and not mask[:, 8].any()
 
 
 def test_rle_known_coco_string():
@@ -52,7 +66,7 @@ def test_rle_known_coco_string():
     mask[105:108] = True
     mask = mask.reshape((20, 10), order="F")
     rle = encode_rle(mask)
-    assert mask_to_counts(mask) == [2, 3, 100, 3, 92]
+    assert column_runs(mask) == [2, 3, 100, 3, 92]
     # Worked by hand from COCO's scheme: 2, 3, 100 -> "T3", 3-3=0, 92-100=-8 -> "H".
     assert rle["counts"] == "23T30H"
     assert np.array_equal(decode_rle({"size": [20, 10], "counts": [2, 3, 100, 3, 92]}), mask)

@@ -276,7 +276,7 @@ def test_paper_sections_hold_the_paper_hyper_parameters() -> None:
 
     generator = {"type": "VSAMGenerator", **VSAMGenerator.default_args("paper")}
     discriminator = {"type": "FPNSurfaceDiscriminator", **FPNSurfaceDiscriminator.default_args("paper")}
-    sections, summary = training_sections(generator, discriminator, None, "paper", VSAMGenerator.ports(generator))
+    sections, summary = training_sections(generator, discriminator, None, "paper", VSAMGenerator.capabilities(generator))
     assert sections["train_dataloader"]["batch_size"] == 32
     assert sections["train_cfg"]["max_iters"] == 12_000_000 // 32
     assert sections["train_dataloader"]["dataset"]["type"] == "PersonCropDataset"
@@ -289,7 +289,7 @@ def test_paper_sections_hold_the_paper_hyper_parameters() -> None:
     assert sections["model"]["ema_half_life_images"] == 10_000
     assert sections["model"]["augment"] == PAPER_OPTIONS
     with pytest.raises(ComponentNotFoundError, match="no training dataset"):
-        training_sections(generator, discriminator, "imagenet", "paper", VSAMGenerator.ports(generator))
+        training_sections(generator, discriminator, "imagenet", "paper", VSAMGenerator.capabilities(generator))
 
 
 def test_crop_dataset_asks_for_its_folder() -> None:

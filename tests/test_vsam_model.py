@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from sganon.core.capabilities import GeneratorCapabilities
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -241,11 +242,11 @@ def test_registered_components_build_from_their_profiles():
         component_class(kind, name)
     g = build_component("generator", "vsam", "tiny")
     d = build_component("discriminator", "vsam-fpn", "tiny")
-    ports = VSAMGenerator.ports(VSAMGenerator.default_args("tiny"))
-    assert ports == {"surface_channels": 16, "vertices": True, "resolution": [144, 80], "trainable": True,
-                     "realistic": True, "n_vertices": 27554}
-    assert VSAMGenerator.ports(VSAMGenerator.default_args("paper"))["resolution"] == [288, 160]
-    h, w = ports["resolution"]
+    caps = VSAMGenerator.capabilities(VSAMGenerator.default_args("tiny"))
+    assert caps == GeneratorCapabilities(resolution=(144, 80), surface_channels=16, vertices=True, realistic=True,
+                                         trainable=True, latent_size=32, vertex_count=27554)
+    assert VSAMGenerator.capabilities(VSAMGenerator.default_args("paper")).resolution == (288, 160)
+    h, w = caps.resolution
     batch = {
         "condition": torch.zeros(2, 3, h, w), "mask": torch.ones(2, 1, h, w), "border": torch.zeros(2, 1, h, w),
         "embedding": torch.zeros(2, 16, h, w), "vertices": torch.zeros(2, h, w, dtype=torch.long),

@@ -1,4 +1,4 @@
-"""The weights cache (core/weights.py), `sganon weights`, and reading official V-SAM checkpoints.
+"""The weights cache (core/weight_cache.py, core/checkpoints.py), `sganon weights`, and reading official V-SAM checkpoints.
 
 A random checkpoint with exactly the official config-E key set (from
 shared/reference/vsam/state_dict_listing.json) stands in for the released file, which
@@ -18,15 +18,14 @@ import torch
 from click.testing import CliRunner
 
 from sganon.cli.main import cli
-from sganon.core import weights as weights_module
+from sganon.core import weight_cache as weights_module
 from sganon.core.errors import WeightsError
+from sganon.core.checkpoints import read_checkpoint, save_checkpoint
 from sganon.core.presets import get_preset
-from sganon.core.weights import (
+from sganon.core.weight_cache import (
     list_weights,
     load_preset_weights,
     pull_weights,
-    read_checkpoint,
-    save_checkpoint,
     weights_path,
 )
 from sganon.plugins.vsam import FPNSurfaceDiscriminator, VSAMGenerator, load_fba_checkpoint
@@ -183,13 +182,19 @@ def test_pull_refuses_unverifiable_downloads_and_reports_the_hash(local_preset, 
 
 def test_pull_with_allow_unverified_installs_and_records_the_hash(local_preset, home):
     path = local_preset(None)
-    progress = []
-    installed = pull_weights(PRESET, allow_unverified=True, progress=lambda done, total: progress.append((done, total)))
+    class Bar:  # the tqdm-like object pooch drives
+        total, n = None, 0
+
+        def update(self, count):
+            self.n += count
+
+    progress = Bar()
+    installed = pull_weights(PRESET, allow_unverified=True, progressbar=progress)
     assert installed == weights_path(PRESET)
     _, config, source = read_checkpoint(installed)
     assert config["type"] == "VSAMGenerator" and config["cnum"] == 64
     assert source["sha256"] == hashlib.sha256(path.read_bytes()).hexdigest() and source["verified"] is False
-    assert progress[-1][0] == path.stat().st_size
+    assert progress.n == progress.total == path.stat().st_size
 
 
 def test_pull_with_a_known_hash_verifies_it(official, local_preset, home):

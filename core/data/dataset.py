@@ -68,10 +68,11 @@ class PersonCropDataset(Dataset):
         self.metainfo = {"name": self.name, "root": str(self.root), "num_samples": self.meta.num_samples}
 
     @classmethod
-    def default_args(cls, profile: str, generator: dict[str, Any], generator_ports: dict[str, Any]) -> dict[str, Any]:
-        """The folder is left to the user; resolution and surface width come from the generator."""
-        return {"root": None, "resolution": list(generator_ports["resolution"]),
-                "surface_channels": int(generator_ports.get("surface_channels") or 0) or None}
+    def default_args(cls, profile: str, generator: dict[str, Any], generator_caps: Any) -> dict[str, Any]:
+        """The folder is left to the user; resolution and surface width come from the generator
+        (``generator_caps``: its :class:`~sganon.core.capabilities.GeneratorCapabilities`)."""
+        return {"root": None, "resolution": list(generator_caps.resolution),
+                "surface_channels": generator_caps.surface_channels or None}
 
     def __len__(self) -> int:
         return self.meta.num_samples

@@ -125,7 +125,7 @@ def prepare_from_coco(
         limit: only the first ``limit`` images.
         progress: called with ``(images done, images total)``.
     """
-    from ..anonymize_files import coco_person
+    from ..runners.coco import coco_person
     from ..media import read_image
 
     if not use_annotation_masks and detector is None:

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..capabilities import DiscriminatorCapabilities, GeneratorCapabilities
 from ..components import component_config, registered
 from ..data.augment import PAPER_OPTIONS
 from ..errors import ComponentNotFoundError, ConfigError
@@ -48,11 +49,11 @@ def dataset_class(name: str) -> type:
     raise ComponentNotFoundError(f"no training dataset named {name!r}; available datasets: {', '.join(names)}")
 
 
-def loss_configs(profile: str, discriminator_ports: dict[str, Any]) -> dict[str, dict[str, Any]]:
+def loss_configs(profile: str, discriminator_caps: DiscriminatorCapabilities) -> dict[str, dict[str, Any]]:
     """Loss component configs by role; surface supervision only if D predicts surfaces."""
     losses = {}
     for role, name in OBJECTIVE.items():
-        if role == "surface" and not discriminator_ports.get("surface_channels"):
+        if role == "surface" and not discriminator_caps.surface_channels:
             continue
         losses[role] = component_config("loss", name, profile)
     return losses
@@ -63,7 +64,7 @@ def training_sections(
     discriminator: dict[str, Any],
     dataset: str | None,
     profile: str,
-    generator_ports: dict[str, Any],
+    generator_caps: GeneratorCapabilities,
 ) -> tuple[dict[str, Any], list[str]]:
     """The config sections ``sganon train`` needs, and summary lines for ``sganon build``.
 
@@ -73,30 +74,32 @@ def training_sections(
         dataset: short name of a registered training dataset, or ``None`` for the
             profile's default (``crops`` for paper, ``synthetic`` for tiny).
         profile: ``"paper"`` or ``"tiny"``.
-        generator_ports: the generator's :meth:`~sganon.core.interfaces.Component.ports`.
+        generator_caps: the generator's capabilities.
     """
     tiny = profile == "tiny"
-    resolution = generator_ports.get("resolution")
+    resolution = generator_caps.resolution
     if not resolution:
-        raise ConfigError("a trainable generator must state its crop resolution in ports()")
+        raise ConfigError("a trainable generator must state its crop resolution in capabilities()")
     discriminator_cls = next(
         (cls for cls in registered("discriminator").values() if cls.__name__ == discriminator["type"]), None
     )
-    discriminator_ports = discriminator_cls.ports(discriminator) if discriminator_cls else {}
-    if discriminator_ports.get("resolution") and list(discriminator_ports["resolution"]) != list(resolution):
+    discriminator_caps = (
+        discriminator_cls.capabilities(discriminator) if discriminator_cls else DiscriminatorCapabilities()
+    )
+    if discriminator_caps.resolution and discriminator_caps.resolution != resolution:
         raise ConfigError(
-            f"the discriminator works at {discriminator_ports['resolution']} but the generator at {resolution}"
+            f"the discriminator works at {list(discriminator_caps.resolution)} but the generator at {list(resolution)}"
         )
 
     dataset_name = dataset or DEFAULT_DATASETS[profile]
     data_cls = dataset_class(dataset_name)
-    dataset_cfg = {"type": data_cls.__name__, **data_cls.default_args(profile, generator, generator_ports)}
+    dataset_cfg = {"type": data_cls.__name__, **data_cls.default_args(profile, generator, generator_caps)}
 
     batch_size = 4 if tiny else PAPER_BATCH
     max_iters = 100 if tiny else PAPER_IMAGES // PAPER_BATCH
     checkpoint_interval = 50 if tiny else PAPER_IMAGES_PER_CHECKPOINT // PAPER_BATCH
     log_interval = 1 if tiny else 50
-    losses = loss_configs(profile, discriminator_ports)
+    losses = loss_configs(profile, discriminator_caps)
     augment = {"hflip": 0.5} if tiny else dict(PAPER_OPTIONS)
     adam = {"type": "Adam", "lr": PAPER_LR, "betas": PAPER_BETAS, "eps": 1e-8}
 

@@ -9,6 +9,7 @@ import torch
 import torch.nn.functional as F
 
 from sganon.core.errors import ConfigError
+from sganon.core.capabilities import GeneratorCapabilities
 from sganon.core.interfaces import Generator
 from sganon.core.registry import MODELS
 from sganon.core.structures import CropBatch
@@ -32,8 +33,8 @@ class BaselineAnonymizer(Generator):
     """Shared behaviour: no surface input, any resolution, not trainable, composited output."""
 
     @classmethod
-    def ports(cls, args: dict[str, Any]) -> dict[str, Any]:
-        return {"surface_channels": 0, "vertices": False, "resolution": None, "trainable": False, "realistic": False}
+    def capabilities(cls, args: dict[str, Any]) -> GeneratorCapabilities:
+        return GeneratorCapabilities()
 
     def fill(self, batch: CropBatch, region: torch.Tensor, rng: torch.Generator | None) -> torch.Tensor:
         """``[N, 3, H, W]`` replacement pixels; only those in ``region`` are used."""

@@ -16,14 +16,12 @@ from __future__ import annotations
 import json
 import os
 import pickle
-from collections import OrderedDict
 from pathlib import Path
 from typing import Any, BinaryIO, Mapping
 
 import numpy as np
 import torch
 
-from sganon.core.atomic import atomic_output
 from sganon.core.errors import ConfigError, WeightsError
 
 from .config import CSEConfig
@@ -47,7 +45,8 @@ IGNORED_SUFFIXES = ("num_batches_tracked",)
 IGNORED_KEYS = ("pixel_mean", "pixel_std")
 IGNORED_PREFIXES = ("proposal_generator.anchor_generator.cell_anchors",)
 #: safetensors metadata keys of our export.
-FORMAT_KEY, FORMAT_VALUE, CONFIG_KEY = "format", "sganon-densepose-cse/1", "cse_config"
+#: The ``type`` of the config stored with a bare DensePose-CSE model in a sganon checkpoint.
+MODEL_TYPE = "DensePoseCSE"
 
 
 class RestrictedUnpickler(pickle.Unpickler):
@@ -133,7 +132,7 @@ def state_dict_from_arrays(arrays: Mapping[str, Any], source: str = "checkpoint"
 
 def check_state_dict(model: torch.nn.Module, tensors: Mapping[str, torch.Tensor], source: str = "checkpoint") -> None:
     """Raise :class:`WeightsError` unless ``tensors`` has exactly the model's keys and shapes."""
-    from sganon.core.weights import check_state_dict as check_against
+    from sganon.core.checkpoints import check_state_dict as check_against
 
     check_against(
         model, tensors, f"{source} (DensePose-CSE, {_describe(model)})",
@@ -227,25 +226,28 @@ def resolve_config(
 
 
 def read_safetensors(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], CSEConfig | None]:
-    """Tensors and (when present) the stored :class:`CSEConfig` of a safetensors file."""
-    from sganon.core.weights import read_safetensors as read_tensors_and_metadata
+    """Tensors and (when present) the stored :class:`CSEConfig` of a sganon checkpoint.
+
+    The file is in the one sganon checkpoint layout (:mod:`sganon.core.checkpoints`): a bare
+    model written by :func:`save_safetensors` stores ``{"type": "DensePoseCSE", **config}``;
+    a component (``CSEEmbedder``/``CSEDetector``) stores its constructor arguments.
+    """
+    from sganon.core.checkpoints import CONFIG_KEY, read_safetensors as read_tensors_and_metadata
 
     tensors, metadata = read_tensors_and_metadata(path)
     stored = None
     if CONFIG_KEY in metadata:
         try:
-            stored = CSEConfig.from_dict(json.loads(metadata[CONFIG_KEY]))
-        except (ValueError, TypeError, ConfigError) as error:
+            config = json.loads(metadata[CONFIG_KEY])
+            if config.pop("type", None) == MODEL_TYPE:
+                stored = CSEConfig.from_dict(config)
+        except (ValueError, TypeError, AttributeError, ConfigError) as error:
             raise WeightsError(f"{path} has an invalid stored CSE config: {error}") from error
     return tensors, stored
 
 
 def save_safetensors(model: DensePoseCSE, path: str | os.PathLike) -> None:
-    """Write the model's tensors (detectron2 names) and its configuration to a safetensors file, atomically."""
-    from safetensors.torch import save_file
+    """Write the model's tensors (detectron2 names) and its configuration as a sganon checkpoint, atomically."""
+    from sganon.core.checkpoints import save_checkpoint
 
-    path = Path(path)
-    tensors = OrderedDict((name, value.detach().cpu().contiguous()) for name, value in model.state_dict().items())
-    metadata = {FORMAT_KEY: FORMAT_VALUE, CONFIG_KEY: json.dumps(model.config.to_dict())}
-    with atomic_output(path) as temporary:
-        save_file(dict(tensors), str(temporary), metadata=metadata)
+    save_checkpoint(path, model.state_dict(), {"type": MODEL_TYPE, **model.config.to_dict()}, {"format": "densepose-cse"})

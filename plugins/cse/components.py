@@ -23,6 +23,7 @@ import numpy as np
 import torch
 
 from sganon.core.errors import InputError
+from sganon.core.capabilities import EmbedderCapabilities
 from sganon.core.interfaces import Detector, SurfaceEmbedder
 from sganon.core.registry import MODELS
 from sganon.core.structures import Box, Detection, SurfaceMap
@@ -162,9 +163,9 @@ class CSEEmbedder(CSENetwork, SurfaceEmbedder):
         return default_cse_args(profile)
 
     @classmethod
-    def ports(cls, args: dict[str, Any]) -> dict[str, Any]:
+    def capabilities(cls, args: dict[str, Any]) -> EmbedderCapabilities:
         config = CSEConfig.resolve(args.get("variant", "R101_FPN_DL"), args.get("overrides"))
-        return {"surface_channels": config.embed_size, "vertices": True}
+        return EmbedderCapabilities(surface_channels=config.embed_size, vertices=True)
 
     def embed(self, image: np.ndarray, detections: list[Detection]) -> list[SurfaceMap]:
         if not detections:

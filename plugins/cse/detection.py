@@ -10,7 +10,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from sganon.core.errors import InputError
+from sganon.core.structures import check_rgb_image
 
 from .network import ANCHOR_ASPECT_RATIOS, ANCHOR_SIZES, FPN_STRIDES
 
@@ -41,24 +41,13 @@ def resized_size(height: int, width: int, min_size: int, max_size: int) -> tuple
     return max(1, int(new_h + 0.5)), max(1, int(new_w + 0.5))
 
 
-def check_image(image: np.ndarray) -> np.ndarray:
-    """``image`` as a C-contiguous uint8 RGB ``[H, W, 3]`` array, or a clear :class:`InputError`."""
-    if not isinstance(image, np.ndarray):
-        raise InputError(f"an image must be a numpy array (uint8 RGB [H, W, 3]), got {type(image).__name__}")
-    if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
-        raise InputError(f"an image must be uint8 RGB [H, W, 3], got {image.dtype} {list(image.shape)}")
-    if image.shape[0] == 0 or image.shape[1] == 0:
-        raise InputError(f"an image must not be empty, got {list(image.shape)}")
-    return np.ascontiguousarray(image)
-
-
 def resize_bgr(image: np.ndarray, min_size: int, max_size: int) -> np.ndarray:
     """The network's view of an RGB uint8 image: PIL-bilinear resized, BGR, uint8 ``[3, h, w]``.
 
     PIL's bilinear filter antialiases when shrinking and rounds to uint8; resizing RGB then
     flipping equals flipping then resizing (the filter is per channel).
     """
-    image = check_image(image)
+    image = check_rgb_image(image)
     new_h, new_w = resized_size(image.shape[0], image.shape[1], min_size, max_size)
     resized = np.asarray(Image.fromarray(image).resize((new_w, new_h), Image.BILINEAR))
     return np.ascontiguousarray(resized[:, :, ::-1].transpose(2, 0, 1))

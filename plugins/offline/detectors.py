@@ -11,7 +11,7 @@ overlapping tiles, merged by non-maximum suppression.
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import ClassVar
 
 import numpy as np
 from sganon.core.interfaces import Detector
@@ -97,10 +97,6 @@ class OfflineFaceDetector(Detector):
         self.models = MediaPipeModels(min_face_score=min_score)
         self.min_tile_side = min_tile_side
 
-    @classmethod
-    def ports(cls, args: dict[str, Any]) -> dict[str, Any]:
-        return {"labels": list(cls.labels), "masks": False, "keypoints": False}
-
     def detect(self, image: np.ndarray) -> list[Detection]:
         return [
             Detection(box, min(max(score, 0.0), 1.0), label="face")
@@ -144,10 +140,6 @@ class OfflinePersonDetector(Detector):
         self.crop_scale = crop_scale
         self.seed_from_faces = seed_from_faces
         self.duplicate_iou = duplicate_iou
-
-    @classmethod
-    def ports(cls, args: dict[str, Any]) -> dict[str, Any]:
-        return {"labels": list(cls.labels), "masks": True, "keypoints": "mediapipe-33"}
 
     def detect(self, image: np.ndarray) -> list[Detection]:
         height, width = image.shape[:2]

@@ -26,6 +26,7 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 import numpy as np
+from sganon.core.capabilities import EmbedderCapabilities
 from sganon.core.interfaces import SurfaceEmbedder
 from sganon.core.registry import MODELS
 from sganon.core.structures import Detection, SurfaceMap
@@ -174,8 +175,8 @@ class BoneSurfaceEmbedder(SurfaceEmbedder):
         self.max_distance = max_distance
 
     @classmethod
-    def ports(cls, args: dict[str, Any]) -> dict[str, Any]:
-        return {"surface_channels": CHANNELS, "vertices": False, "needs_keypoints": True}
+    def capabilities(cls, args: dict[str, Any]) -> EmbedderCapabilities:
+        return EmbedderCapabilities(surface_channels=CHANNELS)
 
     def embed(self, image: np.ndarray, detections: list[Detection]) -> list[SurfaceMap]:
         maps = []

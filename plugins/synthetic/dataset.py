@@ -101,16 +101,17 @@ class SyntheticPersonCrops(Dataset):
         self.metainfo = {"name": self.name, "resolution": list(self.resolution), "num_vertices": self.num_vertices}
 
     @classmethod
-    def default_args(cls, profile: str, generator: dict[str, Any], generator_ports: dict[str, Any]) -> dict[str, Any]:
-        """Arguments for a build profile, fitted to the generator (crop size, surface width, mesh size)."""
+    def default_args(cls, profile: str, generator: dict[str, Any], generator_caps: Any) -> dict[str, Any]:
+        """Arguments for a build profile, fitted to the generator (crop size, surface width, mesh size;
+        ``generator_caps`` is its :class:`~sganon.core.capabilities.GeneratorCapabilities`)."""
         args: dict[str, Any] = {
-            "resolution": list(generator_ports["resolution"]),
-            "surface_channels": int(generator_ports.get("surface_channels") or 16),
+            "resolution": list(generator_caps.resolution),
+            "surface_channels": generator_caps.surface_channels or 16,
             "num_samples": 64 if profile == "tiny" else 4096,
             "grid_height": 16 if profile == "tiny" else 64,
             "grid_width": 8 if profile == "tiny" else 32,
         }
-        num_vertices = generator_ports.get("n_vertices", generator.get("n_vertices"))
+        num_vertices = generator_caps.vertex_count or generator.get("n_vertices")
         if num_vertices is not None:
             args["num_vertices"] = int(num_vertices)
         return args

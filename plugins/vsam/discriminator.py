@@ -11,6 +11,7 @@ import torch
 from torch import nn
 
 from sganon.core.errors import ConfigError, InputError
+from sganon.core.capabilities import DiscriminatorCapabilities, as_resolution
 from sganon.core.interfaces import Discriminator
 from sganon.core.registry import MODELS
 
@@ -152,15 +153,11 @@ class FPNSurfaceDiscriminator(Discriminator):
         raise ConfigError(f"unknown profile {profile!r}; expected 'paper' or 'tiny'")
 
     @classmethod
-    def ports(cls, args: dict[str, Any]) -> dict[str, Any]:
-        resolution = list(args.get("resolution", (288, 160)))
-        return {
-            "surface_channels": int(args.get("surface_channels", 16)) if args.get("output_fpn", True) else 0,
-            "vertices": False,
-            "resolution": [int(resolution[0]), int(resolution[1])],
-            "trainable": True,
-            "realistic": False,
-        }
+    def capabilities(cls, args: dict[str, Any]) -> DiscriminatorCapabilities:
+        return DiscriminatorCapabilities(
+            resolution=as_resolution(args.get("resolution", (288, 160))),
+            surface_channels=int(args.get("surface_channels", 16)) if args.get("output_fpn", True) else 0,
+        )
 
     def forward(self, img: torch.Tensor, condition: torch.Tensor, mask: torch.Tensor) -> dict[str, torch.Tensor]:
         """Score ``img`` ``[N, 3, H, W]`` given ``condition`` ``[N, 3, H, W]`` and ``mask`` ``[N, 1, H, W]``.

@@ -247,7 +247,7 @@ def read_fba_checkpoint(path_or_dict: str | Path | Mapping[str, Any]) -> dict[st
 
 def load_strict(module: torch.nn.Module, state_dict: Mapping[str, torch.Tensor], what: str) -> None:
     """``load_state_dict(strict=True)`` with a :class:`WeightsError` naming what does not fit."""
-    from sganon.core.weights import load_state_dict_strictly
+    from sganon.core.checkpoints import load_state_dict_strictly
 
     load_state_dict_strictly(module, state_dict, f"the {what} weights", "Is the config right?")
 

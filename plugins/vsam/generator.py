@@ -12,6 +12,7 @@ import torch
 from torch import nn
 
 from sganon.core.errors import ConfigError, InputError
+from sganon.core.capabilities import GeneratorCapabilities, as_resolution
 from sganon.core.interfaces import Generator
 from sganon.core.registry import MODELS
 from sganon.core.structures import CropBatch
@@ -209,16 +210,16 @@ class VSAMGenerator(Generator):
         raise ConfigError(f"unknown profile {profile!r}; expected 'paper' or 'tiny'")
 
     @classmethod
-    def ports(cls, args: dict[str, Any]) -> dict[str, Any]:
-        resolution = list(args.get("resolution", (288, 160)))
-        return {
-            "surface_channels": int(args.get("surface_channels", 16)),
-            "vertices": args.get("style", "vsam") != "none",
-            "resolution": [int(resolution[0]), int(resolution[1])],
-            "trainable": True,
-            "realistic": True,
-            "n_vertices": int(args.get("n_vertices", 27554)),
-        }
+    def capabilities(cls, args: dict[str, Any]) -> GeneratorCapabilities:
+        return GeneratorCapabilities(
+            resolution=as_resolution(args.get("resolution", (288, 160))),
+            surface_channels=int(args.get("surface_channels", 16)),
+            vertices=args.get("style", "vsam") != "none",
+            realistic=True,
+            trainable=True,
+            latent_size=int(args.get("z_channels", 512)),
+            vertex_count=int(args.get("n_vertices", 27554)),
+        )
 
     @classmethod
     def paper_config(cls, letter: str, **overrides: Any) -> dict[str, Any]:

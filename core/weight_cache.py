@@ -1,10 +1,8 @@
 """The weights cache: import, download, list and load the weights of presets.
 
-A sganon checkpoint is ``<SGANON_HOME>/weights/<preset>.safetensors``: the component's
-state dict, with the resolved component config (``{"type": ClassName, **args}``, JSON)
-in the safetensors metadata under ``sganon_config`` and in a ``.json`` file beside it,
-plus where the weights came from (``sganon_source``). ``SGANON_HOME`` defaults to
-``~/.cache/sganon``.
+The checkpoint of preset ``NAME`` is ``<SGANON_HOME>/weights/NAME.safetensors`` in the
+sganon checkpoint format (:mod:`sganon.core.checkpoints`). ``SGANON_HOME`` defaults to
+``~/.cache/sganon``. Downloads go through ``pooch`` (progress bar, retries, hash check).
 
 Foreign formats (the official checkpoints named in registry.yaml) are turned into such
 files by converters that plugins register with the ``sganon_weight_converters`` hook
@@ -17,27 +15,19 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
-import urllib.request
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, Sequence
 
 import torch
 
+from .checkpoints import load_checkpoint_component, save_checkpoint
 from .components import component_class
 from .errors import WeightsError
-from .atomic import atomic_output
 from .presets import Preset, all_presets, get_preset
-from .registry import MODELS
 
 HOME_ENV = "SGANON_HOME"
-CONFIG_KEY = "sganon_config"
-SOURCE_KEY = "sganon_source"
 CHUNK = 1 << 20
-
-#: ``progress(bytes_done, bytes_total or None)`` while downloading.
-ProgressCallback = Callable[[int, int | None], None]
 
 
 def sganon_home() -> Path:
@@ -63,77 +53,6 @@ def file_sha256(path: str | os.PathLike[str]) -> str:
         for block in iter(lambda: handle.read(CHUNK), b""):
             digest.update(block)
     return digest.hexdigest()
-
-
-def atomic_write(path: Path, write: Callable[[str], None]) -> None:
-    """Run ``write(temp_path)`` beside ``path`` and rename the result onto ``path``."""
-    with atomic_output(path) as temporary:
-        write(str(temporary))
-
-
-def save_checkpoint(
-    path: str | os.PathLike[str],
-    state_dict: Mapping[str, torch.Tensor],
-    config: Mapping[str, Any],
-    source: Mapping[str, Any] | None = None,
-) -> Path:
-    """Write ``state_dict`` + ``config`` (+ ``source`` facts) as a sganon checkpoint, atomically.
-
-    Args:
-        path: the ``.safetensors`` file; ``<path>.json`` beside it gets the config too.
-        state_dict: ``{name: tensor}``; tensors are stored contiguous on the CPU.
-        config: the component config ``{"type": ClassName, **args}`` (JSON-serializable).
-        source: where the weights came from (url, sha256, ...), JSON-serializable.
-    """
-    from safetensors.torch import save_file
-
-    path = Path(path)
-    try:
-        config_text = json.dumps(dict(config), sort_keys=True)
-        source_text = json.dumps(dict(source or {}), sort_keys=True)
-    except TypeError as error:
-        raise WeightsError(f"the component config must be JSON-serializable: {error}") from error
-    tensors = {name: tensor.detach().to("cpu").contiguous() for name, tensor in state_dict.items()}
-    metadata = {CONFIG_KEY: config_text, SOURCE_KEY: source_text}
-    atomic_write(path, lambda temp: save_file(tensors, temp, metadata=metadata))
-    side = {"config": json.loads(config_text), "source": json.loads(source_text)}
-    atomic_write(path.with_suffix(".json"), lambda temp: Path(temp).write_text(json.dumps(side, indent=2) + "\n"))
-    return path
-
-
-def read_safetensors(path: str | os.PathLike[str]) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
-    """``(tensors, metadata)`` of a safetensors file; :class:`WeightsError` if it cannot be read."""
-    from safetensors import SafetensorError, safe_open
-
-    try:
-        with safe_open(str(path), framework="pt") as handle:
-            metadata = handle.metadata() or {}
-            tensors = {name: handle.get_tensor(name) for name in handle.keys()}
-    except (SafetensorError, OSError, ValueError) as error:
-        raise WeightsError(f"cannot read the safetensors file {path}: {error}") from error
-    return tensors, metadata
-
-
-def read_checkpoint(path: str | os.PathLike[str]) -> tuple[dict[str, torch.Tensor], dict[str, Any], dict[str, Any]]:
-    """``(state_dict, config, source)`` of a sganon checkpoint.
-
-    Raises:
-        WeightsError: the file is missing, not safetensors, or has no stored config.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise WeightsError(f"no weights file at {path}")
-    tensors, metadata = read_safetensors(path)
-    if CONFIG_KEY not in metadata:
-        raise WeightsError(f"{path} has no stored component config ({CONFIG_KEY}); it was not written by sganon")
-    try:
-        config = json.loads(metadata[CONFIG_KEY])
-        source = json.loads(metadata.get(SOURCE_KEY, "{}"))
-    except ValueError as error:
-        raise WeightsError(f"{path} has a corrupt stored config: {error}") from error
-    if not isinstance(config, dict) or "type" not in config:
-        raise WeightsError(f"{path}: the stored config must be a dict with a 'type'")
-    return tensors, config, source
 
 
 def weighted_preset(name: str) -> Preset:
@@ -210,29 +129,69 @@ def import_weights(name: str, file: str | os.PathLike[str], source: Mapping[str,
     return save_checkpoint(weights_path(name), state_dict, config, facts)
 
 
-def download(url: str, target: Path, progress: ProgressCallback | None = None) -> str:
-    """Stream ``url`` into ``target``; returns the sha256 of what was received."""
-    digest = hashlib.sha256()
+class LocalFileCopier:
+    """A pooch downloader for ``file://`` URLs (a mirror on a local or mounted disk).
+
+    Args:
+        progressbar: ``False`` or a tqdm-like object, driven as pooch's HTTP downloader does.
+    """
+
+    def __init__(self, progressbar: Any = False) -> None:
+        self.progressbar = progressbar
+
+    def __call__(self, url: str, output_file: str, _pooch: Any = None) -> None:
+        from urllib.parse import unquote, urlparse
+
+        source = Path(unquote(urlparse(url).path))
+        bar = self.progressbar or None
+        if bar is not None:
+            bar.total = source.stat().st_size
+        with open(source, "rb") as reader, open(output_file, "wb") as writer:
+            while block := reader.read(CHUNK):
+                writer.write(block)
+                if bar is not None:
+                    bar.update(len(block))
+
+
+def download(url: str, target: Path, sha256: str | None = None, progressbar: Any = False) -> str:
+    """Fetch ``url`` into ``target`` with pooch (3 retries; checks ``sha256`` when given).
+
+    Args:
+        progressbar: ``False``, or a tqdm-like object (``update``, ``reset``, ``close``,
+            ``total``) that pooch drives; the caller decides whether anything is shown.
+
+    Returns:
+        The sha256 of the file received.
+    """
+    import pooch
+
+    fetcher = pooch.create(
+        path=target.parent,
+        base_url="",
+        registry={target.name: None if sha256 is None else f"sha256:{sha256.lower()}"},
+        urls={target.name: url},
+        retry_if_failed=3,
+    )
+    if url.startswith("file://"):
+        downloader: Any = LocalFileCopier(progressbar)
+    else:
+        downloader = pooch.HTTPDownloader(progressbar=progressbar, timeout=60)
     try:
-        with urllib.request.urlopen(url, timeout=60) as response, open(target, "wb") as out:
-            total = response.headers.get("Content-Length")
-            total_bytes = int(total) if total and total.isdigit() else None
-            done = 0
-            while block := response.read(CHUNK):
-                out.write(block)
-                digest.update(block)
-                done += len(block)
-                if progress is not None:
-                    progress(done, total_bytes)
-    except OSError as error:  # URLError, HTTPError, timeouts, disk errors
+        fetcher.fetch(target.name, downloader=downloader)
+    except ValueError as error:  # pooch's hash mismatch; the file is discarded
+        raise WeightsError(
+            f"the download of {url} has another sha256 than registry.yaml expects {sha256}; the file was "
+            "discarded (corrupt transfer or changed upstream file)"
+        ) from error
+    except Exception as error:  # requests' connection errors, HTTP errors, disk errors
         raise WeightsError(f"download of {url} failed: {error}") from error
-    return digest.hexdigest()
+    return file_sha256(target)
 
 
 def pull_weights(
     name: str,
     allow_unverified: bool = False,
-    progress: ProgressCallback | None = None,
+    progressbar: Any = False,
     also: Sequence[str] = (),
 ) -> Path:
     """Download preset ``name``'s weights, check their sha256, convert them into the cache.
@@ -242,6 +201,7 @@ def pull_weights(
     kept under ``<SGANON_HOME>/downloads`` so it can be imported after checking it.
 
     Args:
+        progressbar: see :func:`download`.
         also: further presets that publish the very same file (e.g. the CSE detector and
             embedder of one model); they are converted from the one download.
 
@@ -254,22 +214,15 @@ def pull_weights(
             raise WeightsError(f"presets {name!r} and {other!r} do not publish the same file; pull them one by one")
     downloads = sganon_home() / "downloads"
     downloads.mkdir(parents=True, exist_ok=True)
-    handle, temp = tempfile.mkstemp(prefix=f"{name}.", suffix=".part", dir=downloads)
-    os.close(handle)
-    temp_path = Path(temp)
+    temp_path = downloads / f"{name}.{os.getpid()}.part"
+    expected = preset.weights.sha256
     try:
         try:
-            seen = download(preset.weights.url, temp_path, progress)
+            seen = download(preset.weights.url, temp_path, expected, progressbar)
         except WeightsError as error:
             raise WeightsError(
                 f"{error}; without network, download that file elsewhere and run `sganon weights import {name} FILE`"
             ) from error
-        expected = preset.weights.sha256
-        if expected is not None and seen != expected.lower():
-            raise WeightsError(
-                f"the download of {name!r} has sha256 {seen}, but registry.yaml expects {expected}; "
-                "the file was discarded (corrupt transfer or changed upstream file)"
-            )
         if expected is None and not allow_unverified:
             kept = downloads / f"{name}.{seen[:16]}.download"
             os.replace(temp_path, kept)
@@ -317,60 +270,17 @@ def list_weights() -> list[dict[str, Any]]:
     return rows
 
 
-def check_state_dict(module: torch.nn.Module, tensors: Mapping[str, torch.Tensor], what: str, hint: str = "") -> None:
-    """Raise :class:`WeightsError` unless ``tensors`` has exactly ``module``'s keys and shapes.
-
-    The message names the missing, unexpected and mis-shaped tensors (the first few of each).
-    """
-    expected = {name: tuple(value.shape) for name, value in module.state_dict().items()}
-    missing = [name for name in expected if name not in tensors]
-    unexpected = [name for name in tensors if name not in expected]
-    wrong = [
-        f"{name}: checkpoint {tuple(tensors[name].shape)}, model {expected[name]}"
-        for name in expected
-        if name in tensors and tuple(tensors[name].shape) != expected[name]
-    ]
-    problems = []
-    if missing:
-        problems.append(f"missing {len(missing)} tensor(s): {name_listing(missing)}")
-    if unexpected:
-        problems.append(f"unexpected {len(unexpected)} tensor(s): {name_listing(unexpected)}")
-    if wrong:
-        problems.append(f"{len(wrong)} tensor(s) of the wrong shape (another shape than the model's): {name_listing(wrong)}")
-    if problems:
-        raise WeightsError(f"{what} does not fit the architecture: " + "; ".join(problems) + (f". {hint}" if hint else ""))
-
-
-def load_state_dict_strictly(
-    module: torch.nn.Module, tensors: Mapping[str, torch.Tensor], what: str, hint: str = ""
-) -> None:
-    """:func:`check_state_dict`, then ``load_state_dict(strict=True)``."""
-    check_state_dict(module, tensors, what, hint)
-    module.load_state_dict(dict(tensors), strict=True)
-
-
-def name_listing(items: list[str], limit: int = 8) -> str:
-    shown = ", ".join(items[:limit])
-    return shown + (f", ... ({len(items) - limit} more)" if len(items) > limit else "")
-
-
-def load_checkpoint_component(path: str | os.PathLike[str], device: str | torch.device = "cpu") -> Any:
-    """Build the component stored in a sganon checkpoint and load its tensors strictly."""
-    state_dict, config, _ = read_checkpoint(path)
-    component = MODELS.build(dict(config))
-    load_state_dict_strictly(component, state_dict, f"{path} ({config['type']})")
-    component.to(device)
-    if hasattr(component, "eval"):
-        component.eval()
-    return component
-
-
 def load_preset_weights(name: str, device: str | torch.device = "cpu") -> Any:
     """The component of preset ``name`` with its cached weights, strictly loaded, in eval mode.
 
     Raises:
         WeightsError: the weights are not in the cache (the message says how to get them).
     """
+    return load_preset(name, device)[0]
+
+
+def load_preset(name: str, device: str | torch.device = "cpu") -> tuple[Any, dict[str, Any]]:
+    """Like :func:`load_preset_weights`, also returning the component's constructor arguments."""
     preset = weighted_preset(name)
     path = weights_path(name)
     if not path.is_file():
@@ -382,15 +292,14 @@ def load_preset_weights(name: str, device: str | torch.device = "cpu") -> Any:
 
 
 __all__ = [
-    "atomic_write",
+    "download",
     "file_sha256",
     "import_weights",
     "list_weights",
-    "load_checkpoint_component",
+    "load_preset",
     "load_preset_weights",
     "pull_weights",
-    "read_checkpoint",
-    "save_checkpoint",
     "sganon_home",
+    "weights_dir",
     "weights_path",
 ]

@@ -1,0 +1,268 @@
+"""The anonymization of one image (design.md, "The data path (inference)").
+
+detect (persons + faces, on a downscaled copy of large images) -> embed (surface maps,
+only when the generator uses them) -> crop (SPEC §7.3-7.5) -> generate (batched) ->
+paste back (§7.8) -> faces that no body covers, and persons too small for the
+generator, go through a region path (a baseline at native resolution).
+
+Order of overlapping people: persons are pasted largest mask first; in pass 1 a person's
+own pixels are written only where no earlier (larger) person claimed them, so the
+nearer, usually larger, person stays whole. Face/small-person regions are written last,
+over everything.
+
+>>> from sganon.core.anonymizer import Anonymizer
+>>> anonymizer = Anonymizer.from_names(generator="pixelate", detector="none")  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from dataclasses import dataclass
+from typing import Any, Iterator
+
+import numpy as np
+import torch
+
+from .assembly import PipelineOptions, PipelineParts, assemble
+from .boxes import PAPER_ASPECT, PAPER_MIN_AREA, grow_box, mask_bounds, merge_overlapping, union_box
+from .crops import PersonCrop, collate, dilate, dilation_radius, paste_back, prepare_person_crop, prepare_region_crop
+from .detections import Detections, scale_detection
+from .errors import AnonymizationError, SganonError
+from .interfaces import Generator
+from .structures import Box, Detection, SurfaceMap, check_rgb_image
+
+
+@contextlib.contextmanager
+def stage(name: str, timings: dict[str, float] | None = None) -> Iterator[None]:
+    """Time a pipeline stage and turn unexpected errors into :class:`AnonymizationError`."""
+    start = time.perf_counter()
+    try:
+        yield
+    except SganonError:
+        raise
+    except Exception as error:  # any failure must stop the output of this image (fail closed)
+        raise AnonymizationError(f"the {name} stage failed: {type(error).__name__}: {error}") from error
+    finally:
+        if timings is not None:
+            timings[name] = timings.get(name, 0.0) + time.perf_counter() - start
+
+
+@dataclass
+class AnonymizedImage:
+    """The result for one image.
+
+    Attributes:
+        image: uint8 ``[H, W, 3]`` RGB, the anonymized image.
+        replaced: bool ``[H, W]``, every pixel that was changed or may have changed.
+        detections: What was anonymized: person boxes cover their replaced region; face
+            boxes are the replaced face regions.
+        surfaces: Surface maps of the persons (empty when the generator uses none).
+        timings: Seconds per stage (``detect``, ``embed``, ``crop``, ``generate``, ``paste``, ``faces``).
+    """
+
+    image: np.ndarray
+    replaced: np.ndarray
+    detections: Detections
+    surfaces: list[SurfaceMap]
+    timings: dict[str, float]
+
+
+class Anonymizer:
+    """Anonymizes images: detection, surface maps, generation, paste-back.
+
+    Args:
+        parts: The components (see :func:`sganon.core.assembly.assemble`).
+        options: How to run them.
+    """
+
+    def __init__(self, parts: PipelineParts, options: PipelineOptions | None = None) -> None:
+        self.parts = parts
+        self.options = options or PipelineOptions()
+        self.device = torch.device(self.options.device)
+        self.rng = torch.Generator().manual_seed(self.options.seed)
+
+    @classmethod
+    def from_names(cls, options: PipelineOptions | None = None, **names: Any) -> "Anonymizer":
+        """Assemble from component/preset names (see :func:`assemble`) and build."""
+        options = options or PipelineOptions()
+        return cls(assemble(**names, device=options.device), options)
+
+    # ------------------------------------------------------------------ detection
+    def detect(self, image: np.ndarray, timings: dict[str, float] | None = None) -> Detections:
+        """Persons and faces of ``image`` (uint8 RGB), detected on a copy no larger than
+        ``detect_max_side`` and mapped back to full resolution."""
+        check_rgb_image(image)
+        height, width = image.shape[:2]
+        factor = min(1.0, self.options.detect_max_side / max(height, width))
+        small = image
+        if factor < 1.0:
+            from PIL import Image
+
+            size = (max(1, round(width * factor)), max(1, round(height * factor)))
+            small = np.asarray(Image.fromarray(image).resize(size, Image.Resampling.BILINEAR, reducing_gap=3.0))
+            factor = small.shape[1] / width
+        found: list[Detection] = []
+        with stage("detect", timings):
+            if self.parts.detector is not None:
+                found += self.parts.detector.detect(small)
+            if self.parts.face_detector is not None:
+                found += self.parts.face_detector.detect(small)
+        if factor < 1.0:
+            found = [scale_detection(d, factor, height, width) for d in found]
+        return Detections(
+            persons=[d for d in found if d.label == "person"], faces=[d for d in found if d.label == "face"]
+        )
+
+    # ------------------------------------------------------------------ anonymization
+    def anonymize(
+        self,
+        image: np.ndarray,
+        detections: Detections | None = None,
+        latent_keys: list[int] | None = None,
+    ) -> AnonymizedImage:
+        """Anonymize ``image`` (uint8 RGB ``[H, W, 3]``).
+
+        Args:
+            image: The image.
+            detections: Detections to use instead of running the detectors.
+            latent_keys: One integer per person (e.g. a video track id): the same key
+                gives the same latent, so the same synthetic identity.
+        """
+        check_rgb_image(image)
+        timings: dict[str, float] = {}
+        if detections is None:
+            detections = self.detect(image, timings)
+        height, width = image.shape[:2]
+        order = sorted(range(len(detections.persons)), key=lambda i: -int(detections.persons[i].full_mask().sum()))
+        persons = [detections.persons[i] for i in order]
+        keys = None if latent_keys is None else [latent_keys[i] for i in order]
+        parts, caps = self.parts, self.parts.generator_caps
+        surfaces: list[SurfaceMap] = []
+        with stage("embed", timings):
+            if parts.embedder is not None and persons:
+                surfaces = parts.embedder.embed(image, persons)
+                if len(surfaces) != len(persons):
+                    raise AnonymizationError(f"the embedder returned {len(surfaces)} maps for {len(persons)} persons")
+        person_crops: list[PersonCrop] = []
+        region_crops: list[PersonCrop] = []
+        person_keys: list[int | None] = []
+        with stage("crop", timings):
+            aspect = PAPER_ASPECT if caps.resolution is None else caps.resolution[0] / caps.resolution[1]
+            # The paper skips persons under 32x32; a generator of fixed resolution does here too,
+            # and their region goes to the region generator. Any-size generators take them all.
+            min_area = PAPER_MIN_AREA if caps.resolution is not None else 1
+            for i, person in enumerate(persons):
+                surface = surfaces[i] if surfaces and caps.surface_channels else None
+                crop = prepare_person_crop(
+                    image,
+                    person,
+                    surface,
+                    caps.resolution,
+                    caps.surface_channels,
+                    aspect=aspect,
+                    min_area=min_area,
+                    index=i,
+                    surface_at_crop=getattr(parts.embedder, "surface_at_crop", None),
+                )
+                if crop is None:  # too small for the generator: anonymize its region anyway
+                    region_crops.append(self.small_person_crop(image, person, i))
+                else:
+                    person_crops.append(crop)
+                    person_keys.append(None if keys is None else keys[i])
+        with stage("generate", timings):
+            generated = self.generate(parts.generator, caps.latent_size, person_crops, person_keys)
+        with stage("paste", timings):
+            out = paste_back(image, person_crops, generated, self.options.feather)
+            replaced = np.zeros((height, width), dtype=bool)
+            person_regions = [crop.region_in_image(height, width) for crop in person_crops]
+            for region in person_regions:
+                replaced |= region
+        exported_persons = []
+        regions_by_person: dict[int, np.ndarray] = {crop.index: r for crop, r in zip(person_crops, person_regions)}
+        face_regions: list[Detection] = []
+        with stage("faces", timings):
+            for crop in region_crops:
+                regions_by_person[crop.index] = crop.region_in_image(height, width)
+            covered = replaced.copy()
+            for crop in region_crops:
+                covered |= regions_by_person[crop.index]
+            for face in merge_overlapping(detections.faces):
+                # A face (nearly) inside a replaced body only gets its own uncovered pixels
+                # (fail safe, no halo around a generated head); any other face gets its box grown
+                # by the margin, less what is already replaced.
+                tight = face.box.clip(height, width)
+                if tight.is_empty():
+                    continue
+                inside = covered[tight.y0 : tight.y1, tight.x0 : tight.x1].mean()
+                grown = tight if inside >= 0.9 else grow_box(tight, self.options.face_margin, height, width)
+                region = ~covered[grown.y0 : grown.y1, grown.x0 : grown.x1]
+                if not region.any():
+                    continue
+                region_crops.append(prepare_region_crop(image, region, grown, index=-1 - len(face_regions)))
+                face_regions.append(Detection(grown, face.score, label="face"))
+            if region_crops:
+                results = self.generate(parts.region_generator, 0, region_crops, [None] * len(region_crops))
+                out = paste_back(out, region_crops, results, 0)
+                for crop in region_crops:
+                    replaced |= crop.region_in_image(height, width)
+        for i, person in enumerate(persons):
+            region = regions_by_person.get(i)
+            box = union_box(person.box, None if region is None else mask_bounds(region))
+            mask = person.mask_in_image(height, width)[box.y0 : box.y1, box.x0 : box.x1]
+            exported_persons.append(Detection(box, person.score, mask, person.keypoints, "person"))
+        return AnonymizedImage(out, replaced, Detections(exported_persons, face_regions), surfaces, timings)
+
+    def small_person_crop(self, image: np.ndarray, person: Detection, index: int) -> PersonCrop:
+        """Region crop of a person too small for the generator: its mask dilated as in §7.5."""
+        height, width = image.shape[:2]
+        mask = torch.from_numpy(person.full_mask())
+        radius = dilation_radius(int(mask.sum()))
+        box = Box(person.box.x0 - radius, person.box.y0 - radius, person.box.x1 + radius, person.box.y1 + radius)
+        padded = torch.nn.functional.pad(mask, (radius, radius, radius, radius))
+        region = dilate(padded, radius).numpy()
+        inside = box.clip(height, width)
+        region = region[inside.y0 - box.y0 : inside.y1 - box.y0, inside.x0 - box.x0 : inside.x1 - box.x0]
+        return prepare_region_crop(image, region, inside, index=index)
+
+    def latents(self, latent_size: int, keys: list[int | None]) -> torch.Tensor | None:
+        """``[N, latent_size]`` latents: seeded by key where given, else drawn from the run's generator."""
+        if not latent_size:
+            return None
+        rows = []
+        for key in keys:
+            source = self.rng if key is None else torch.Generator().manual_seed(self.options.seed * 1_000_003 + int(key))
+            rows.append(torch.randn(int(latent_size), generator=source))
+        return torch.stack(rows)
+
+    @torch.no_grad()
+    def generate(
+        self, generator: Generator, latent_size: int, crops: list[PersonCrop], keys: list[int | None]
+    ) -> list[torch.Tensor]:
+        """Generator output ``[3, h, w]`` per crop; crops of one size are batched."""
+        outputs: list[torch.Tensor | None] = [None] * len(crops)
+        by_size: dict[tuple[int, int], list[int]] = {}
+        for i, crop in enumerate(crops):
+            by_size.setdefault(crop.crop.size, []).append(i)
+        for indices in by_size.values():
+            for start in range(0, len(indices), self.options.batch_size):
+                chunk = indices[start : start + self.options.batch_size]
+                batch = collate([crops[i] for i in chunk])
+                batch.image, batch.mask, batch.border, batch.embedding = (
+                    t.to(self.device) for t in (batch.image, batch.mask, batch.border, batch.embedding)
+                )
+                if batch.vertices is not None:
+                    batch.vertices = batch.vertices.to(self.device)
+                z = self.latents(latent_size, [keys[i] for i in chunk])
+                result = generator.anonymize(
+                    batch, z=None if z is None else z.to(self.device), truncation=self.options.truncation, rng=self.rng
+                )
+                if tuple(result.shape) != tuple(batch.image.shape):
+                    raise AnonymizationError(
+                        f"the generator returned {tuple(result.shape)} for a batch of {tuple(batch.image.shape)}"
+                    )
+                if not torch.isfinite(result).all():
+                    raise AnonymizationError("the generator returned non-finite values")
+                for j, i in enumerate(chunk):
+                    outputs[i] = result[j].cpu()
+        return [o for o in outputs if o is not None]

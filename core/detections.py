@@ -1,0 +1,134 @@
+"""The detections of one image, their JSON format, and detections files.
+
+``Detections`` holds the persons and faces of one image. Its JSON form (what
+``--export-detections`` writes and ``--detections`` reads) is::
+
+    {"persons": [{"box": [x0, y0, x1, y1], "score": s, "mask": COCO RLE (image size),
+                  "keypoints": [[x, y, c], ...]?}],
+     "faces":   [{"box": [x0, y0, x1, y1], "score": s}]}
+
+A detections file is ``{"images": [{"file": NAME, "frame": N?, **detections}]}``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .atomic import atomic_output
+from .crops import resize_nearest
+from .errors import InputError
+from .rle import decode_rle, encode_rle
+from .structures import Box, Detection
+
+
+@dataclass
+class Detections:
+    """Persons and faces of one image (image pixels)."""
+
+    persons: list[Detection] = field(default_factory=list)
+    faces: list[Detection] = field(default_factory=list)
+
+    def to_json(self, image_height: int, image_width: int) -> dict[str, Any]:
+        """The JSON form (module docstring); masks as COCO RLE of the whole image."""
+        persons = []
+        for person in self.persons:
+            entry: dict[str, Any] = {
+                "box": person.box.to_list(),
+                "score": round(float(person.score), 4),
+                "mask": encode_rle(person.mask_in_image(image_height, image_width)),
+            }
+            if person.keypoints is not None:
+                entry["keypoints"] = np.round(person.keypoints.astype(float), 2).tolist()
+            persons.append(entry)
+        faces = [{"box": face.box.to_list(), "score": round(float(face.score), 4)} for face in self.faces]
+        return {"persons": persons, "faces": faces}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any], image_height: int, image_width: int) -> "Detections":
+        """Inverse of :meth:`to_json`; boxes are clipped to the image."""
+        if not isinstance(data, dict):
+            raise InputError(f"detections must be an object with persons/faces, got {type(data).__name__}")
+        persons = []
+        for entry in data.get("persons") or []:
+            box = Box.from_list(entry["box"]).clip(image_height, image_width)
+            if box.is_empty():
+                continue
+            mask = None
+            if entry.get("mask") is not None:
+                full = decode_rle(entry["mask"])
+                if full.shape != (image_height, image_width):
+                    raise InputError(
+                        f"a person mask is {full.shape[0]}x{full.shape[1]} but the image is {image_height}x{image_width}"
+                    )
+                mask = full[box.y0 : box.y1, box.x0 : box.x1]
+            keypoints = np.asarray(entry["keypoints"], np.float32) if entry.get("keypoints") else None
+            persons.append(Detection(box, float(entry.get("score", 1.0)), mask, keypoints, "person"))
+        faces = []
+        for entry in data.get("faces") or []:
+            box = Box.from_list(entry["box"]).clip(image_height, image_width)
+            if not box.is_empty():
+                faces.append(Detection(box, float(entry.get("score", 1.0)), label="face"))
+        return cls(persons, faces)
+
+
+def scale_detection(detection: Detection, factor: float, image_height: int, image_width: int) -> Detection:
+    """A detection found on an image scaled by ``factor``, mapped back to the full image."""
+    box = detection.box
+    full = Box(
+        math.floor(box.x0 / factor), math.floor(box.y0 / factor), math.ceil(box.x1 / factor), math.ceil(box.y1 / factor)
+    ).clip(image_height, image_width)
+    mask = None
+    if detection.mask is not None:
+        mask = resize_nearest(detection.mask.astype(np.uint8), (full.height, full.width)).astype(bool)
+    keypoints = None
+    if detection.keypoints is not None:
+        keypoints = detection.keypoints.copy()
+        keypoints[:, :2] /= factor
+    return Detection(full, detection.score, mask, keypoints, detection.label)
+
+
+@dataclass
+class DetectionFile:
+    """Detections read from a ``--detections`` file, looked up by file name (and frame)."""
+
+    entries: dict[tuple[str, int | None], dict[str, Any]] = field(default_factory=dict)
+
+    @classmethod
+    def read(cls, path: Path) -> "DetectionFile":
+        try:
+            data = json.loads(Path(path).read_text(encoding="utf-8"))
+        except (OSError, ValueError) as error:
+            raise InputError(f"{path}: cannot read the detections file: {error}") from error
+        if not isinstance(data, dict) or not isinstance(data.get("images"), list):
+            raise InputError(f'{path}: a detections file holds {{"images": [{{"file": ..., "persons": [...]}}]}}')
+        found = cls()
+        for entry in data["images"]:
+            if not isinstance(entry, dict) or "file" not in entry:
+                raise InputError(f'{path}: every entry of images needs a "file"')
+            frame = entry.get("frame")
+            found.entries[(str(entry["file"]), None if frame is None else int(frame))] = entry
+        return found
+
+    def lookup(self, name: str, frame: int | None, height: int, width: int) -> Detections:
+        """The detections of ``name`` (exact relative name, else the bare file name)."""
+        entry = self.entries.get((name, frame))
+        if entry is None:
+            bare = Path(name).name
+            entry = next((e for (file, f), e in self.entries.items() if Path(file).name == bare and f == frame), None)
+        if entry is None:
+            if frame is not None:
+                return Detections()
+            raise InputError(f"the detections file has no entry for {name!r}; nothing was written for it")
+        return Detections.from_json(entry, height, width)
+
+
+def write_detections(path: Path, entries: list[dict[str, Any]]) -> None:
+    """Write ``{"images": entries}`` atomically."""
+    with atomic_output(Path(path)) as temporary:
+        temporary.write_text(json.dumps({"images": entries}), encoding="utf-8")

@@ -1,0 +1,79 @@
+"""Anonymize files: one runner per input kind, and the loop over jobs.
+
+Each input is handled on its own and fails closed: if any stage fails, nothing is
+written under its output name (outputs are written to a temporary file and renamed), the
+failure is recorded, and the run goes on only when asked to (``continue_on_error``).
+
+Detections can be exported (``{"images": [{"file", "persons", "faces"}]}``, video frames
+with a ``"frame"`` index) and re-used instead of running the detectors.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable
+
+from ..anonymizer import Anonymizer
+from ..detections import DetectionFile
+from ..errors import InputError, SganonError
+from ..jobs import Job, output_name
+from .coco import CocoRunner
+from .image import ImageRunner
+from .settings import Progress, RunResult, RunSettings
+from .video import VideoRunner
+
+
+class FileAnonymizer:
+    """Runs an :class:`Anonymizer` over jobs and writes the outputs.
+
+    Args:
+        anonymizer: The configured pipeline.
+        output: Output folder.
+        settings: Output format, detections reuse/export, visualization, video options.
+    """
+
+    def __init__(self, anonymizer: Anonymizer, output: Path, settings: RunSettings | None = None) -> None:
+        self.settings = settings or RunSettings()
+        self.output = Path(output)
+        self.images = ImageRunner(anonymizer, self.output, self.settings)
+        self.videos = VideoRunner(anonymizer, self.output, self.settings)
+        self.coco = CocoRunner(self.images, self.output, self.settings)
+
+    def run(
+        self,
+        jobs: list[Job],
+        continue_on_error: bool = False,
+        on_job: Callable[[Job], None] | None = None,
+        frame_progress: Callable[[Job, int | None], Progress] | None = None,
+    ) -> RunResult:
+        """Process ``jobs`` in order; stops at the first failure unless ``continue_on_error``."""
+        result = RunResult()
+        for job in jobs:
+            try:
+                self.check_not_overwriting(job)
+                if job.kind == "image":
+                    self.images.run(job, result)
+                elif job.kind == "video":
+                    self.videos.run(job, result, frame_progress(job, None) if frame_progress else None)
+                else:
+                    self.coco.run(job, result, continue_on_error)
+            except SganonError as error:
+                result.failed.append((job.source, str(error)))
+                if not continue_on_error:
+                    break
+            except Exception as error:  # fail closed on anything unexpected, too
+                result.failed.append((job.source, f"{type(error).__name__}: {error}"))
+                if not continue_on_error:
+                    break
+            finally:
+                if on_job is not None:
+                    on_job(job)
+        return result
+
+    def check_not_overwriting(self, job: Job) -> None:
+        target = (self.output / output_name(job.name, self.settings.extension)).resolve()
+        if target == job.source.resolve():
+            raise InputError(f"{job.source}: the output would overwrite the input; choose another -o folder")
+
+
+__all__ = ["DetectionFile", "FileAnonymizer", "RunResult", "RunSettings"]

@@ -1,0 +1,54 @@
+"""What every runner shares: the run's settings and its result."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from ..detections import DetectionFile
+from ..errors import InputError
+
+#: ``progress(frames_done_since_last_call)``.
+Progress = Callable[[int], None]
+
+
+@dataclass(frozen=True)
+class RunSettings:
+    """How files are anonymized and written.
+
+    Attributes:
+        extension: ``"png"`` / ``"jpg"`` to force the image format (default: the input's).
+        reuse: Detections to use instead of detecting.
+        export: Collect detections for ``--export-detections``.
+        visualize: Also write ``NAME.visualization.png`` (on the anonymized image).
+        start: Videos: start of the span (seconds).
+        end: Videos: end of the span (seconds) or ``None``.
+        detect_every: Videos: run the detectors every N frames (tracks carry in between).
+        lookback: Videos: frames a newly seen person / a face is also applied to, backwards.
+        max_gap: Videos: frames a lost track is still anonymized.
+    """
+
+    extension: str | None = None
+    reuse: DetectionFile | None = None
+    export: bool = False
+    visualize: bool = False
+    start: float = 0.0
+    end: float | None = None
+    detect_every: int = 1
+    lookback: int = 2
+    max_gap: int = 5
+
+    def __post_init__(self) -> None:
+        if self.detect_every < 1:
+            raise InputError(f"detect_every must be >= 1, got {self.detect_every}")
+
+
+@dataclass
+class RunResult:
+    """What a run did: outputs written, inputs that failed (with why), detections, timings."""
+
+    written: list[Path] = field(default_factory=list)
+    failed: list[tuple[Path, str]] = field(default_factory=list)
+    detections: list[dict[str, Any]] = field(default_factory=list)
+    timings: list[dict[str, float]] = field(default_factory=list)
