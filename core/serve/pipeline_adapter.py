@@ -147,6 +147,11 @@ class PipelineAdapter:
             uses_latents=bool(getattr(choice.generator, "z_channels", None)),
         )
 
+    def detector_key(self, options: RunOptions) -> str:
+        """Names the detectors ``options`` use: runs with the same key can share detections."""
+        choice = self.choice(options)
+        return f"preset:{options.preset}" if choice.detector is not None else PERSON_DETECTOR
+
     def detector(self, name: str) -> Any:
         with self.lock:
             if name not in self.detectors:

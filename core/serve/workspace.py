@@ -67,7 +67,7 @@ class Upload:
     width: int
     height: int
     frames: int = 1
-    #: Detections per generator choice, so "new person" does not detect again.
+    #: Detections per detector choice, so "new person" (or another generator) does not detect again.
     detections: dict[Any, Any] = field(default_factory=dict)
     last_result_digest: str | None = None
 
@@ -271,7 +271,7 @@ class Workspace:
 
     def execute_photo(self, run: Run) -> None:
         upload, options = run.upload, run.options
-        key = (options.preset, options.generator)
+        key = self.adapter.detector_key(options)
         if key not in upload.detections:
             rgb = self.adapter.read_photo(upload.source)
             upload.detections[key] = self.adapter.detect(options, rgb)
