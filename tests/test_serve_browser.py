@@ -28,7 +28,7 @@ from tests.conftest import REPO_ROOT, shared_path
 PHOTO = "data/coco_val2017_000000001000.jpg"
 DOCS_PHOTO = REPO_ROOT / "docs/examples/astronaut.jpg"
 CHROMIUM_CANDIDATES = ("/usr/lib/chromium/chromium", "/usr/bin/chromium", "/usr/bin/chromium-browser")
-INSTALL_HINT = "run .ci/install-browser (installs Debian's chromium and the pinned Playwright)"
+INSTALL_HINT = "run .ci/install-browser (installs Debian's chromium); Playwright comes with pip install -e '.[dev]'"
 TIMEOUT_MS = 120_000
 
 
