@@ -19,8 +19,10 @@ def is_loopback(host: str) -> bool:
 
 
 @click.command("serve")
-@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on (loopback: this machine only).")
-@click.option("--port", type=click.IntRange(0, 65535), default=7860, show_default=True, help="Port (0: any free one).")
+@click.option(
+    "--host", default="127.0.0.1", show_default=True, help="Address to listen on (loopback: this machine only)."
+)
+@click.option("--port", type=click.IntRange(1, 65535), default=7860, show_default=True, help="Port.")
 @click.option("--device", default="cpu", show_default=True, help="Torch device of the generator (cpu, cuda).")
 @click.option(
     "--max-upload-mb", type=click.IntRange(1, 4096), default=100, show_default=True, help="Largest upload (MiB)."

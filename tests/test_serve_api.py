@@ -166,7 +166,9 @@ def test_bad_options_are_messages(make_client):
     for options, word in [({"truncation": 2}, "truncation"), ({"seed": -1}, "seed"), ({"seed": "x"}, "seed")]:
         answer = client.post(f"/api/uploads/{upload['id']}/runs", json=options)
         assert answer.status_code == 400 and word in answer.json()["error"]
-    answer = client.post(f"/api/uploads/{upload['id']}/runs", content=b"{not json", headers={"content-type": "application/json"})
+    answer = client.post(
+        f"/api/uploads/{upload['id']}/runs", content=b"{not json", headers={"content-type": "application/json"}
+    )
     assert answer.status_code == 400
 
 

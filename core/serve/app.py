@@ -55,7 +55,7 @@ def parse_options(data: Any) -> RunOptions:
         raise ConfigError("the options must be a JSON object")
     preset = data.get("preset") or None
     generator = data.get("generator") or None
-    if preset is not None and not isinstance(preset, str) or generator is not None and not isinstance(generator, str):
+    if not all(value is None or isinstance(value, str) for value in (preset, generator)):
         raise ConfigError("preset and generator must be names")
     truncation = data.get("truncation")
     if truncation is not None:
@@ -116,7 +116,13 @@ def create_app(
             workspace.close()
 
     # No OpenAPI pages, and FastAPI's built-in OpenTelemetry off: the app records and sends nothing.
-    telemetry_off = {"tracing": False, "metrics": False, "logs": False, "operation_spans": False, "auto_configure": False}
+    telemetry_off = {
+        "tracing": False,
+        "metrics": False,
+        "logs": False,
+        "operation_spans": False,
+        "auto_configure": False,
+    }
     app = FastAPI(
         title="sganon",
         docs_url=None,
@@ -188,7 +194,9 @@ def create_app(
         body = bytearray()
         limit = workspace.limits.max_upload_bytes
         if declared is not None and declared.isdigit() and int(declared) > limit:
-            raise UploadTooLargeError(f"the file is {int(declared) / 2**20:.1f} MiB; the limit is {limit / 2**20:.0f} MiB")
+            raise UploadTooLargeError(
+                f"the file is {int(declared) / 2**20:.1f} MiB; the limit is {limit / 2**20:.0f} MiB"
+            )
         # Read the body in chunks, stopping as soon as it is over the limit.
         async for chunk in request.stream():
             body += chunk
@@ -230,6 +238,7 @@ def create_app(
         if download:
             stem = Path(run.upload.name).stem or "upload"
             filename = f"{stem}.anonymized{path.suffix}" if name == "result" else f"{stem}.{name}{path.suffix}"
-        return FileResponse(path, media_type=MEDIA_TYPES.get(path.suffix, "application/octet-stream"), filename=filename)
+        media_type = MEDIA_TYPES.get(path.suffix, "application/octet-stream")
+        return FileResponse(path, media_type=media_type, filename=filename)
 
     return app

@@ -156,7 +156,9 @@ class Workspace:
         """
         limit = self.limits.max_upload_bytes
         if declared_size is not None and declared_size > limit:
-            raise UploadTooLargeError(f"the file is {declared_size / 2**20:.1f} MiB; the limit is {limit / 2**20:.0f} MiB")
+            raise UploadTooLargeError(
+                f"the file is {declared_size / 2**20:.1f} MiB; the limit is {limit / 2**20:.0f} MiB"
+            )
         shown = display_name(name)
         suffix = Path(shown).suffix.lower()
         kind = media_kind(suffix) if re.fullmatch(r"\.[a-z0-9]{1,8}", suffix) else None
