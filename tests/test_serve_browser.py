@@ -209,6 +209,12 @@ def test_photo_in_browser(server, page, screenshots):
     page.screenshot(path=str(screenshots / "serve-photo-overlays.png"))
     page.uncheck("#show-masks")
     assert not page.is_visible("#layer-masks")
+    page.check("#show-surfaces")
+    assert page.is_visible("#layer-surfaces")
+    surfaces = np.asarray(Image.open(BytesIO(fetch(f"{base}/api/runs/{first}/files/surfaces"))))
+    assert surfaces.shape == (*original.shape[:2], 4)
+    assert surfaces[..., 3][persons].any() and not surfaces[..., 3][far].any()
+    page.uncheck("#show-surfaces")
 
     # "New person" with a generator that draws from the seed: the result changes.
     page.select_option("#preset", "baseline.mask-noise")
@@ -294,3 +300,9 @@ def test_docs_screenshot(server, page, screenshots):
     page.uncheck("#show-surfaces")
     page.screenshot(path=str(screenshots / "serve.png"), full_page=True)
     assert (screenshots / "serve.png").stat().st_size > 10_000
+    assert not page.is_visible("#img-original-side")
+    page.click("#mode-side")
+    assert page.is_visible("#img-original-side") and not page.is_visible("#img-original")
+    page.screenshot(path=str(screenshots / "serve-side-by-side.png"), full_page=True)
+    page.click("#mode-slider")
+    assert page.is_visible("#img-original")
