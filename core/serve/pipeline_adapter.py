@@ -9,7 +9,6 @@ names means changing this file only.
 from __future__ import annotations
 
 import dataclasses
-import inspect
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,18 +16,14 @@ from typing import Any, Callable
 
 import numpy as np
 
-from ..anonymize_files import FileAnonymizer, Job, write_detections
-from ..components import build_component
+from ..anonymizer import Anonymizer
+from ..assembly import PipelineOptions, PipelineParts, assemble
+from ..detections import Detections, write_detections
 from ..errors import AnonymizationError, ConfigError, InputError
+from ..jobs import Job
 from ..media import VIDEO_EXTENSIONS, image_extensions, probe_video, read_image, write_image
-from ..pipeline import Anonymizer, Detections, GeneratorChoice, choose_generator
 from ..presets import PIPELINE, all_presets
-
-#: Person and face detectors the page uses (the CLI's defaults), unless a pipeline preset brings one.
-PERSON_DETECTOR = "offline"
-FACE_DETECTOR = "offline-face"
-#: Embedder giving the surface-map overlay when the generator uses no surface map (as ``--visualize``).
-OVERLAY_EMBEDDER = "bones"
+from ..runners import FileAnonymizer, RunSettings
 
 
 @dataclass(frozen=True)
@@ -91,7 +86,7 @@ def media_kind(suffix: str) -> str | None:
 
 def verification_support() -> tuple[bool, str]:
     """Whether the pipeline has a verification pass, and a note for the page when it has not."""
-    if "verify" in inspect.signature(Anonymizer.__init__).parameters:
+    if "verify" in PipelineOptions.__dataclass_fields__:
         return True, ""
     return False, "This version of the pipeline has no verification pass yet."
 
@@ -113,72 +108,59 @@ def generator_presets() -> list[dict[str, Any]]:
 
 
 class PipelineAdapter:
-    """Builds and caches the CLI's pipeline parts; runs photos and videos through them.
+    """Assembles and caches the CLI's pipeline parts; runs photos and videos through them.
 
-    Generators and detectors are loaded once per choice and kept; a fresh
-    :class:`Anonymizer` (cheap) is made for each run, with that run's seed and truncation.
-    Runs are serialised by a lock (the detectors are not thread-safe).
+    Parts are assembled once per choice (as ``sganon anonymize`` does, with the overlay
+    embedder of ``--visualize``) and kept; a fresh :class:`Anonymizer` (cheap) is made for
+    each run, with that run's seed and truncation. Runs are serialised by a lock (the
+    detectors are not thread-safe).
 
     Args:
-        device: Torch device of the generator.
+        device: Torch device of every component.
     """
 
     def __init__(self, device: str = "cpu") -> None:
         self.device = device
         self.lock = threading.RLock()
-        self.choices: dict[tuple[str | None, str | None], GeneratorChoice] = {}
-        self.detectors: dict[str, Any] = {}
-        self.overlay_embedder: Any = None
+        self.assembled: dict[tuple[str | None, str | None], PipelineParts] = {}
 
     # ------------------------------------------------------------------ building
-    def choice(self, options: RunOptions) -> GeneratorChoice:
+    def parts(self, options: RunOptions) -> PipelineParts:
         key = (options.preset, options.generator)
         with self.lock:
-            if key not in self.choices:
-                self.choices[key] = choose_generator(options.generator, options.preset, None)
-            return self.choices[key]
+            if key not in self.assembled:
+                self.assembled[key] = assemble(
+                    options.generator, options.preset, visualize=True, device=self.device
+                )
+            return self.assembled[key]
 
     def generator_info(self, options: RunOptions) -> GeneratorInfo:
-        choice = self.choice(options)
+        parts = self.parts(options)
         return GeneratorInfo(
-            label=choice.label,
-            realistic=choice.realistic,
-            notice=choice.notice,
-            uses_latents=bool(getattr(choice.generator, "z_channels", None)),
+            label=parts.generator_label,
+            realistic=parts.realistic,
+            notice=parts.notice,
+            uses_latents=parts.generator_caps.latent_size > 0,
         )
 
     def detector_key(self, options: RunOptions) -> str:
         """Names the detectors ``options`` use: runs with the same key can share detections."""
-        choice = self.choice(options)
-        return f"preset:{options.preset}" if choice.detector is not None else PERSON_DETECTOR
-
-    def detector(self, name: str) -> Any:
-        with self.lock:
-            if name not in self.detectors:
-                self.detectors[name] = build_component("detector", name)
-            return self.detectors[name]
+        parts = self.parts(options)
+        return f"{type(parts.detector).__name__}/{type(parts.face_detector).__name__}"
 
     def anonymizer(self, options: RunOptions, with_surfaces: bool) -> Anonymizer:
-        """The CLI's :class:`Anonymizer` for ``options`` (``with_surfaces``: add an overlay embedder)."""
+        """The CLI's :class:`Anonymizer` for ``options`` (``with_surfaces``: keep the overlay embedder)."""
         supported, note = verification_support()
         if options.verify and not supported:
             raise ConfigError(f"the verification pass was asked for, but: {note}")
-        choice = self.choice(options)
-        if with_surfaces and choice.embedder is None:
-            if self.overlay_embedder is None:
-                self.overlay_embedder = build_component("embedder", OVERLAY_EMBEDDER)
-            choice = dataclasses.replace(choice, embedder=self.overlay_embedder)
-        person = choice.detector if choice.detector is not None else self.detector(PERSON_DETECTOR)
+        parts = self.parts(options)
+        if not with_surfaces and parts.generator_caps.surface_channels == 0:
+            parts = dataclasses.replace(parts, embedder=None)
         extra = {"verify": True} if options.verify else {}
-        return Anonymizer(
-            choice,
-            person,
-            self.detector(FACE_DETECTOR),
-            truncation=options.truncation,
-            seed=options.seed,
-            device=self.device,
-            **extra,
+        pipeline_options = PipelineOptions(
+            truncation=options.truncation, seed=options.seed, device=self.device, **extra
         )
+        return Anonymizer(parts, pipeline_options)
 
     # ------------------------------------------------------------------ photos
     def read_photo(self, path: Path) -> np.ndarray:
@@ -226,7 +208,9 @@ class PipelineAdapter:
         detections (``--export-detections`` entries). ``progress(n)`` is called as frames are done.
         """
         with self.lock:
-            runner = FileAnonymizer(self.anonymizer(options, with_surfaces=False), output_folder, export=True)
+            runner = FileAnonymizer(
+                self.anonymizer(options, with_surfaces=False), output_folder, RunSettings(export=True)
+            )
             result = runner.run(
                 [Job("video", source, output_name)], frame_progress=(lambda job, total: progress) if progress else None
             )
