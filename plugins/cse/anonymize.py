@@ -3,18 +3,21 @@
 :func:`anonymize_densepose` turns the predictor's per-instance outputs into an anonymized
 image with a V-SAM generator, exactly as the official ``full_body_anonymization`` anonymizer
 does (checked against ``shared/reference/e2e``). It is built from small steps that the
-pipeline can call one by one after its own DensePose forward::
+pipeline calls one by one after its own DensePose forward (this is what
+:func:`anonymize_steps` does)::
 
-    instances = instances_from_predictor(densepose, height, width)          # 7.1-7.2
-    persons = [p for p in (expand_instance(i, height, width) for i in instances) if p]  # 7.3
+    instances = instances_from_predictor(densepose, height, width)           # 7.1-7.2
+    persons = [p for i in instances if (p := expand_instance(i, height, width))]  # 7.3
     crops = [crop_inputs(image, p, vertex_table) for p in persons]            # 7.4-7.6
     bodies = generate_bodies(generator, crops, truncation, z)                 # 7.7
     out = paste_bodies(image, crops, bodies)                                  # 7.8
+    region = paste_region(height, width, crops)    # the pixels that may have changed
 
 ``densepose`` holds, per detection in detection order and in original-image pixels:
 ``boxes_xywh`` float ``[N, 4]``, ``coarse_segm`` float ``[N, 2, h, w]`` (channel 1 = person)
 and ``embedding`` float ``[N, 16, h, w]`` (``DensePoseCSE.densepose_from_boxes`` gives the
-last two; its boxes, XYXY, convert with ``x0, y0, x1 - x0, y1 - y0``).
+last two; its boxes, XYXY, convert with ``x0, y0, x1 - x0, y1 - y0``), for the detections
+above the detector's score threshold (0.3 in the paper's CLI, SPEC 7.1).
 
 Where a helper of :mod:`sganon.core` differs from the official code in a corner case, this
 module has its own (see :func:`expanded_box` and :func:`paste_bodies`).
@@ -48,8 +51,8 @@ from sganon.core.structures import Box, Crop
 CROP_SIZE = (288, 160)
 #: Instances per generator call, as in the official anonymizer (z is drawn per batch).
 BATCH_SIZE = 2
-#: Pixels per ``[chunk, K]`` distance matrix of the vertex search (K = 27554: 450 MB at 4096).
-VERTEX_CHUNK = 4096
+#: Pixels per ``[chunk, K]`` distance matrix of the vertex search (K = 27554: 113 MB each of two buffers at 1024).
+VERTEX_CHUNK = 1024
 
 
 @dataclass
@@ -202,15 +205,23 @@ def closest_vertices(pixels: torch.Tensor, vertex_table: torch.Tensor, chunk_siz
     if chunk_size <= 0:
         raise ConfigError(f"chunk_size must be positive, got {chunk_size}")
     pixels = pixels.to(vertex_table.device)
+    if pixels.shape[0] == 0:
+        return torch.zeros(0, dtype=torch.int64, device=vertex_table.device)
     table_t = vertex_table.t()
     table_sq = (vertex_table * vertex_table).sum(1, keepdim=True).t()  # [1, K]
+    # Two [chunk, K] buffers reused for every chunk (a fresh large tensor per chunk costs page faults).
+    rows = min(chunk_size, pixels.shape[0])
+    products = pixels.new_empty((rows, vertex_table.shape[0]))
+    norms = torch.empty_like(products)
     ids = []
     for start in range(0, pixels.shape[0], chunk_size):
         chunk = pixels[start : start + chunk_size]
-        distances = torch.mm(-2 * chunk, table_t)
-        distances += (chunk * chunk).sum(1, keepdim=True) + table_sq
+        distances, sums = products[: chunk.shape[0]], norms[: chunk.shape[0]]
+        torch.mm(-2 * chunk, table_t, out=distances)
+        torch.add((chunk * chunk).sum(1, keepdim=True), table_sq, out=sums)  # |e|^2 + |v|^2 first, as DensePose
+        distances += sums
         ids.append(distances.argmin(dim=1))
-    return torch.cat(ids) if ids else torch.zeros(0, dtype=torch.int64, device=vertex_table.device)
+    return torch.cat(ids)
 
 
 def crop_inputs(
@@ -317,15 +328,82 @@ def paste_bodies(image: np.ndarray, crops: list[CropInputs], bodies: list[torch.
         size = (crop.exp_box.height, crop.exp_box.width)
         values = resize_bilinear(body.float(), size)
         patches.append(torch.round(values).clamp(0, 255).to(torch.uint8).permute(1, 2, 0).numpy())
-        person = resize_mask_to(crop.e_mask, size)
+        person, dilated = pasted_masks(crop)
         persons.append(person)
-        borders.append(person ^ resize_mask_to(crop.dilated, size))
+        borders.append(person ^ dilated)
     for regions in (persons, borders):
         for crop, patch, region in zip(crops, patches, regions):
-            frame = Crop(crop.exp_box, CROP_SIZE)
+            frame = Crop(crop.exp_box, tuple(crop.e_mask.shape))
             frame.paste(out, patch, region & ~frame.extract(claimed, fill=True))
             frame.paste(claimed, np.ones(region.shape, dtype=bool), region)
     return out
+
+
+def pasted_masks(crop: CropInputs) -> tuple[np.ndarray, np.ndarray]:
+    """``e_mask`` and the dilated mask resized to the expanded box (bilinear, antialiased, ``> 0``)."""
+    size = (crop.exp_box.height, crop.exp_box.width)
+    return resize_mask_to(crop.e_mask, size), resize_mask_to(crop.dilated, size)
+
+
+def paste_region(image_height: int, image_width: int, crops: list[CropInputs]) -> np.ndarray:
+    """bool ``[H, W]``: every pixel :func:`paste_bodies` may write (the union of the resized dilated masks)."""
+    region = np.zeros((image_height, image_width), dtype=bool)
+    for crop in crops:
+        dilated = pasted_masks(crop)[1]
+        Crop(crop.exp_box, tuple(crop.e_mask.shape)).paste(region, np.ones(dilated.shape, dtype=bool), dilated)
+    return region
+
+
+@dataclass
+class DensePoseAnonymization:
+    """Everything :func:`anonymize_steps` computed, for inspection (privacy checks, debugging).
+
+    Attributes:
+        image: The anonymized uint8 ``[H, W, 3]`` image.
+        instances: The non-empty detections (SPEC 7.1-7.2).
+        persons: The instances that survived the 32x32 filter, with their boxes (7.3).
+        crops: Their generator inputs (7.4-7.6), in paste order.
+        bodies: The generated uint8 ``[3, H, W]`` crops (7.7).
+        region: bool ``[H, W]``, every pixel the paste-back may have written (7.8).
+    """
+
+    image: np.ndarray
+    instances: list[DensePoseInstance]
+    persons: list[ExpandedInstance]
+    crops: list[CropInputs]
+    bodies: list[torch.Tensor]
+    region: np.ndarray
+
+
+def anonymize_steps(
+    image: np.ndarray,
+    densepose: Mapping[str, Any],
+    vertex_table: torch.Tensor,
+    generator: torch.nn.Module,
+    truncation: float = 0.0,
+    z: torch.Tensor | None = None,
+    chunk_size: int = VERTEX_CHUNK,
+) -> DensePoseAnonymization:
+    """:func:`anonymize_densepose` keeping every intermediate result (same arguments, plus ``chunk_size``)."""
+    if not isinstance(image, np.ndarray) or image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
+        raise InputError(f"image must be a uint8 RGB [H, W, 3] array, got {getattr(image, 'shape', type(image))}")
+    height, width = image.shape[:2]
+    # Crops at the generator's resolution: 288x160 for the released model (SPEC 7.4).
+    size = tuple(int(v) for v in getattr(generator, "resolution", CROP_SIZE))
+    instances = instances_from_predictor(densepose, height, width)
+    persons = [p for p in (expand_instance(i, height, width) for i in instances) if p is not None]
+    if z is not None and (z.ndim != 2 or z.shape[0] != len(persons)):
+        raise InputError(f"z must have one row per anonymized person ({len(persons)}), got {list(z.shape)}")
+    crops = [crop_inputs(image, person, vertex_table, size, chunk_size) for person in persons]
+    bodies = generate_bodies(generator, crops, truncation, z)
+    return DensePoseAnonymization(
+        image=paste_bodies(image, crops, bodies),
+        instances=instances,
+        persons=persons,
+        crops=crops,
+        bodies=bodies,
+        region=paste_region(height, width, crops),
+    )
 
 
 def anonymize_densepose(
@@ -341,22 +419,19 @@ def anonymize_densepose(
     Args:
         image: uint8 RGB ``[H, W, 3]``.
         densepose: ``boxes_xywh`` ``[N, 4]``, ``coarse_segm`` ``[N, 2, h, w]``, ``embedding``
-            ``[N, 16, h, w]`` in image pixels, detection order.
-        vertex_table: Raw ``[27554, 16]`` vertex embeddings (unit rows; DensePose's ``smpl_27554``).
-        generator: V-SAM G in eval mode, e.g. ``load_fba_checkpoint(path)[0]``.
-        truncation: W-interpolation toward ``w_avg`` (0: z has no effect).
+            ``[N, 16, h, w]`` in image pixels, detection order (any device).
+        vertex_table: Raw ``[27554, 16]`` vertex embeddings (unit rows; DensePose's
+            ``smpl_27554``); the vertex search runs on its device.
+        generator: V-SAM G in eval mode, e.g. ``load_fba_checkpoint(path)[0]`` (any device).
+        truncation: W-interpolation toward ``w_avg`` in [0, 1] (0: ``w = w_avg``, z has no effect).
         z: ``[M, z_channels]`` for the M persons that are anonymized (after the filters), in
-            detection order; ``None`` draws them.
+            detection order; ``None`` draws ``randn(B, z_channels)`` per batch of 2.
 
     Returns:
         The anonymized uint8 ``[H, W, 3]`` image (a copy; pixels outside the persons'
         dilated regions are unchanged).
+
+    Raises:
+        InputError: a malformed image or predictor output, or z with the wrong number of rows.
     """
-    if not isinstance(image, np.ndarray) or image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
-        raise InputError(f"image must be a uint8 RGB [H, W, 3] array, got {getattr(image, 'shape', type(image))}")
-    height, width = image.shape[:2]
-    instances = instances_from_predictor(densepose, height, width)
-    persons = [p for p in (expand_instance(i, height, width) for i in instances) if p is not None]
-    crops = [crop_inputs(image, person, vertex_table) for person in persons]
-    bodies = generate_bodies(generator, crops, truncation, z)
-    return paste_bodies(image, crops, bodies)
+    return anonymize_steps(image, densepose, vertex_table, generator, truncation, z).image
