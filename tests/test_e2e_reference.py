@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 from sganon.plugins.cse import anonymize_densepose
 from sganon.plugins.cse.anonymize import (
     anonymize_steps,
+    closest_vertices,
     expand_instance,
     expanded_box,
     instances_from_predictor,
@@ -227,6 +228,16 @@ def test_z_is_used_with_truncation(small_generator, sample):
     )
 
 
+@settings(max_examples=20, deadline=None)
+@given(st.integers(0, 2**31 - 1), st.integers(0, 300), st.sampled_from([1, 7, 1024]))
+def test_closest_vertices_is_the_nearest_row_whatever_the_chunk(seed, n_pixels, chunk_size):
+    rng = torch.Generator().manual_seed(seed)
+    table = torch.nn.functional.normalize(torch.randn(200, 16, generator=rng, dtype=torch.float64), dim=1)
+    pixels = torch.randn(n_pixels, 16, generator=rng, dtype=torch.float64)
+    brute_force = ((pixels[:, None] - table[None]) ** 2).sum(-1).argmin(1)
+    assert torch.equal(closest_vertices(pixels, table, chunk_size), brute_force)
+
+
 def test_input_errors(small_generator):
     from sganon.core.errors import InputError
 
@@ -240,5 +251,7 @@ def test_input_errors(small_generator):
         anonymize_densepose(image, {"boxes_xywh": torch.zeros(0, 4)}, table, g)
     outside = {**empty, "boxes_xywh": torch.tensor([[10.0, 10.0, 50.0, 10.0]]),
                "coarse_segm": torch.zeros(1, 2, 14, 14), "embedding": torch.zeros(1, 16, 14, 14)}
+    with pytest.raises(InputError, match="one row per anonymized person"):
+        anonymize_densepose(image, empty, table, g, 0.5, torch.zeros(1, Z_CHANNELS))
     with pytest.raises(InputError, match="not inside"):
         anonymize_densepose(image, outside, table, g)

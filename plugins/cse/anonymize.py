@@ -115,8 +115,8 @@ class CropInputs:
 
 
 def rounded_boxes(boxes_xywh: torch.Tensor) -> torch.Tensor:
-    """int64 ``[N, 4]`` XYXY: ``round(x0), round(y0), round(x0 + w), round(y0 + h)`` in float32 (half to even)."""
-    boxes = boxes_xywh.detach().to("cpu", torch.float32)
+    """int64 ``[N, 4]`` XYXY: ``round(x0), round(y0), round(x0 + w), round(y0 + h)`` in the boxes' dtype (half to even)."""
+    boxes = boxes_xywh.detach().cpu()
     x0, y0, w, h = boxes.unbind(1)
     return torch.stack((x0, y0, x0 + w, y0 + h), dim=1).round().long()
 
