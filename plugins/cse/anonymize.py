@@ -150,7 +150,7 @@ def instances_from_predictor(densepose: Mapping[str, Any], image_height: int, im
         if x0 < 0 or y0 < 0 or x1 > image_width or y1 > image_height or box.is_empty():
             raise InputError(f"detection {index} box {box.to_list()} is not inside the {image_width}x{image_height} image")
         size = (box.height, box.width)
-        label = labels[index].to(embedding.dtype)[None, None]
+        label = labels[index].float()[None, None]  # 0/1 as float32, as the official code
         segmentation = F.interpolate(label, size=size, mode="bilinear", align_corners=False)[0, 0] > 0
         resized = F.interpolate(embedding[index : index + 1], size=size, mode="bilinear", align_corners=False)[0]
         instances.append(DensePoseInstance(index, box, segmentation.cpu().numpy(), resized))
@@ -198,13 +198,13 @@ def expand_instance(instance: DensePoseInstance, image_height: int, image_width:
 def closest_vertices(pixels: torch.Tensor, vertex_table: torch.Tensor, chunk_size: int = VERTEX_CHUNK) -> torch.Tensor:
     """Nearest row of ``vertex_table`` ``[K, C]`` for each of ``pixels`` ``[M, C]``: int64 ``[M]``.
 
-    DensePose's own evaluation: squared distances ``-2 e.v + |e|^2 + |v|^2`` in the pixels'
+    DensePose's own evaluation: squared distances ``-2 e.v + |e|^2 + |v|^2`` in the table's
     dtype, ``argmin`` (first index on ties), ``chunk_size`` pixels at a time (memory is
     ``chunk_size * K`` values). Runs on the vertex table's device.
     """
     if chunk_size <= 0:
         raise ConfigError(f"chunk_size must be positive, got {chunk_size}")
-    pixels = pixels.to(vertex_table.device)
+    pixels = pixels.to(vertex_table.device, vertex_table.dtype)
     if pixels.shape[0] == 0:
         return torch.zeros(0, dtype=torch.int64, device=vertex_table.device)
     table_t = vertex_table.t()
