@@ -2,9 +2,10 @@
 
 Loads the official model-zoo weights (``densepose_rcnn_R_101_FPN_DL_soft_s1x`` and
 ``densepose_rcnn_R_50_FPN_soft_s1x``) and reproduces detectron2's inference path; see
-docs/cse.md.
+docs/cse.md. :func:`anonymize_densepose` is the paper's anonymizer after the DensePose forward.
 """
 
+from .anonymize import anonymize_densepose
 from .checkpoint import load_densepose_checkpoint, save_safetensors
 from .components import CSEDetector, CSEEmbedder
 from .config import CSEConfig
@@ -17,6 +18,7 @@ __all__ = [
     "CSEEmbedder",
     "CSEPerson",
     "DensePoseCSE",
+    "anonymize_densepose",
     "load_densepose_checkpoint",
     "save_safetensors",
     "sganon_reference_checkers",
