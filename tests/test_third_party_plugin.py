@@ -33,7 +33,8 @@ def test_the_documented_plugin_installs_declares_capabilities_and_runs(tmp_path)
     (tmp_path / "d.json").write_text(json.dumps(detections))
     env = {**os.environ, "PYTHONPATH": str(site)}
     listing = subprocess.run([sys.executable, "-m", "sganon.cli.main", "plugins", "list", "--json"], capture_output=True, text=True, env=env)
-    assert "solid-green" in listing.stdout, listing.stderr
+    plugin = next(p for p in json.loads(listing.stdout) if p["name"] == "green")
+    assert plugin["distribution"] == "sganon-green" and plugin["components"] == {"generator": ["SolidGreen"]}
     run = subprocess.run(
         [sys.executable, "-m", "sganon.cli.main", "anonymize", str(tmp_path / "photo.png"), "-o", str(tmp_path / "out"),
          "--preset", "green.solid", "--detections", str(tmp_path / "d.json"), "--quiet"],
