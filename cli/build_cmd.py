@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from sganon.core.interfaces import PROFILES
+from sganon.core.capabilities import PROFILES
 
 
 @click.command("build")

@@ -30,7 +30,28 @@ COMMAND_MODULES = [
 
 
 class SganonGroup(click.Group):
-    """Turns sganon's typed errors into one clear line and exit code 2; plugins add commands."""
+    """Turns sganon's typed errors into one clear line and exit code 2; plugins add commands.
+
+    Plugins (and with them torch) load only when a command that is not built in is asked
+    for, or when the command list is shown, so ``sganon --version`` and ``sganon anonymize
+    --help`` start fast.
+    """
+
+    plugins_loaded = False
+
+    def load_plugin_commands(self) -> None:
+        if not self.plugins_loaded:
+            self.plugins_loaded = True
+            add_plugin_commands()
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        if name not in self.commands:
+            self.load_plugin_commands()
+        return super().get_command(ctx, name)
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        self.load_plugin_commands()
+        return super().list_commands(ctx)
 
     def invoke(self, ctx: click.Context):
         try:
@@ -91,7 +112,6 @@ def main(argv: list[str] | None = None) -> None:
     for i, arg in enumerate(args):
         if arg == "--plugin" and i + 1 < len(args) and args[i + 1].startswith("no:"):
             os.environ[BLOCK_ENV] = ",".join(filter(None, [os.environ.get(BLOCK_ENV, ""), args[i + 1][3:]]))
-    add_plugin_commands()
     cli.main(args=args, prog_name="sganon")
 
 

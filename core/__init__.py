@@ -1,10 +1,13 @@
 """sganon core: interfaces, data structures, registries, plugin manager, presets.
 
-Heavy parts (pipeline, training, video) live in their own modules and are imported only
-when used.
+Only the errors and the version load eagerly; the names below that need torch or mmengine
+(interfaces, registries, structures) load on first use, so ``sganon --version`` and the
+command line's start stay fast.
 """
 
+from importlib import import_module
 from importlib.metadata import PackageNotFoundError, version
+from typing import Any
 
 from .errors import (
     AnonymizationError,
@@ -17,9 +20,19 @@ from .errors import (
     WeightsError,
 )
 from .hookspecs import hookimpl
-from .interfaces import Component, Detector, Discriminator, Generator, Loss, SurfaceEmbedder
-from .registry import DATASETS, HOOKS, MODELS
-from .structures import Box, Crop, CropBatch, Detection, SurfaceMap
+
+#: Names loaded on first use, by the module that defines them.
+LAZY = {
+    **dict.fromkeys(["Component", "Detector", "Discriminator", "Generator", "Loss", "SurfaceEmbedder"], "interfaces"),
+    **dict.fromkeys(["DATASETS", "HOOKS", "MODELS"], "registry"),
+    **dict.fromkeys(["Box", "Crop", "CropBatch", "Detection", "SurfaceMap"], "structures"),
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in LAZY:
+        return getattr(import_module(f"{__name__}.{LAZY[name]}"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 try:
     __version__ = version("sganon")

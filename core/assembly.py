@@ -342,7 +342,8 @@ def assemble_from_config(
         region_generator = build("region generator", "generator", region_cfg)[0]
     else:
         region_generator = build_generator(get_preset(registry_defaults().region_generator))[0]
-    name = preset.name if preset else generator_cls.name
+    named_preset = (config.get("parts") or {}).get("preset")
+    name = preset.name if preset else named_preset or generator_cls.name
     parts = PipelineParts(
         generator=generator,
         generator_label=f"{name} ({generator_cls.name})" if name != generator_cls.name else name,

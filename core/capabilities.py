@@ -13,6 +13,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+#: Build profiles every component's ``default_args(profile)`` knows.
+PROFILES = ("paper", "tiny")
+
 
 @dataclass(frozen=True)
 class DetectorCapabilities:

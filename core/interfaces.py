@@ -21,7 +21,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from .capabilities import (
+from .capabilities import (  # noqa: F401  (PROFILES: re-exported)
+    PROFILES,
     DetectorCapabilities,
     DiscriminatorCapabilities,
     EmbedderCapabilities,
@@ -30,7 +31,6 @@ from .capabilities import (
 )
 from .structures import CropBatch, Detection, SurfaceMap
 
-PROFILES = ("paper", "tiny")
 
 
 class Component:

@@ -26,7 +26,6 @@ from typing import Any, Iterable
 import pluggy
 
 from . import hookspecs
-from .interfaces import kind_of
 
 ENTRY_POINT_GROUP = "sganon.plugins"
 DISABLE_AUTOLOAD_ENV = "SGANON_DISABLE_PLUGIN_AUTOLOAD"
@@ -126,6 +125,8 @@ class PluginManager:
             for key, cls in registry.module_dict.items():
                 owner = getattr(cls, "__module__", "")
                 if owner == prefix or owner.startswith(prefix + "."):
+                    from .interfaces import kind_of
+
                     kind = forced_kind or kind_of(cls)
                     info.components.setdefault(kind, []).append(key)
         for names in info.components.values():

@@ -129,3 +129,43 @@ def test_unreadable_configs_are_config_errors(tmp_path, content, name):
         load_config(path)
     with pytest.raises(ConfigError, match="does not exist"):
         load_config(tmp_path / "missing.py")
+
+
+def test_anonymize_with_a_built_config_equals_the_same_flags(tmp_path):
+    """`sganon build` then `sganon anonymize --config` runs exactly the parts the config names."""
+    from PIL import Image
+    from skimage import data
+
+    Image.fromarray(data.astronaut()[::2, ::2]).save(tmp_path / "photo.png")
+    runner = CliRunner()
+    built = runner.invoke(cli, ["build", "--generator", "baseline.blur", "--embedder", "bones", "-o", str(tmp_path / "cfg.py")])
+    assert built.exit_code == 0, built.output
+    common = [str(tmp_path / "photo.png"), "--seed", "4", "--quiet"]
+    by_config = runner.invoke(cli, ["anonymize", *common, "-o", str(tmp_path / "a"), "--config", str(tmp_path / "cfg.py")])
+    by_flags = runner.invoke(cli, ["anonymize", *common, "-o", str(tmp_path / "b"), "--preset", "baseline.blur", "--embedder", "bones"])
+    assert by_config.exit_code == 0 and by_flags.exit_code == 0, by_config.output + by_flags.output
+    assert "generator: baseline.blur (blur)" in by_config.output
+    assert (tmp_path / "a" / "photo.png").read_bytes() == (tmp_path / "b" / "photo.png").read_bytes()
+    original = np.asarray(Image.open(tmp_path / "photo.png"))
+    assert not np.array_equal(np.asarray(Image.open(tmp_path / "a" / "photo.png")), original)
+    # A config naming a missing component fails like `sganon build`, with a clear line.
+    text = (tmp_path / "cfg.py").read_text().replace("'GaussianBlur'", "'NoSuchGenerator'")
+    (tmp_path / "bad.py").write_text(text)
+    bad = runner.invoke(cli, ["anonymize", *common, "-o", str(tmp_path / "c"), "--config", str(tmp_path / "bad.py")])
+    assert bad.exit_code == 2 and "NoSuchGenerator" in bad.output and "Traceback" not in bad.output
+    assert not (tmp_path / "c" / "photo.png").exists()
+
+
+def test_blocking_a_plugin_of_a_default_names_what_is_missing(tmp_path, monkeypatch):
+    from PIL import Image
+
+    import subprocess
+    import sys
+
+    Image.fromarray(np.zeros((40, 30, 3), np.uint8)).save(tmp_path / "photo.png")
+    command = [sys.executable, "-m", "sganon.cli.main", "--plugin", "no:baselines", "anonymize", str(tmp_path / "photo.png"),
+               "-o", str(tmp_path / "out")]
+    result = subprocess.run(command, capture_output=True, text=True)
+    assert result.returncode == 2, result.stderr
+    assert "registry.yaml" in result.stderr and "not available" in result.stderr and "Traceback" not in result.stderr
+    assert not (tmp_path / "out").exists()

@@ -49,3 +49,12 @@ def test_plugins_list_json_schema():
     entries = json.loads(result.output)
     assert entries and all({"name", "distribution", "version", "components"} <= set(e) for e in entries)
     assert {e["name"] for e in entries} >= {"baselines"}
+
+
+def test_importing_the_command_line_does_not_import_torch_or_mmengine():
+    import subprocess
+    import sys
+
+    code = "import sys, sganon.cli.main; print(sorted(m for m in ('torch', 'mmengine', 'mediapipe') if m in sys.modules))"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "[]"
