@@ -313,3 +313,20 @@ def test_the_realistic_path_wires_vsam_and_cse_together():
     assert first.replaced[given.persons[0].mask_in_image(200, 160)].all()
     assert np.array_equal(first.image[~first.replaced], image[~first.replaced])
     assert (first.image[first.replaced] != image[first.replaced]).any()
+
+
+def test_every_assembled_component_receives_the_requested_device():
+    """The assembly moves each part to --device (checked on this CPU machine with the meta device)."""
+    from sganon.core.assembly import to_device
+    from sganon.core.components import build_component
+
+    chosen = replace(
+        assemble(generator="pixelate", detector="none", face_detector="none", visualize=True),
+        detector=build_component("detector", "offline"),
+        face_detector=build_component("detector", "offline-face"),
+    )
+    moved = to_device(chosen, "meta")
+    for component in (moved.detector, moved.face_detector, moved.embedder):
+        assert component.device == torch.device("meta")
+    for module in (moved.generator, moved.region_generator):
+        assert all(t.device.type == "meta" for t in [*module.parameters(), *module.buffers()])
