@@ -31,7 +31,7 @@ VIDEO_EXTENSIONS = frozenset(
     {".mp4", ".mov", ".m4v", ".mkv", ".avi", ".webm", ".mpg", ".mpeg", ".wmv", ".flv", ".ts", ".3gp", ".mts", ".m2ts"}
 )
 #: Video containers written as MP4 instead (H.264 cannot go into them); the CLI says so.
-MP4_INSTEAD = frozenset({".webm", ".flv", ".wmv", ".mpg", ".mpeg", ".3gp"})
+MP4_INSTEAD = frozenset({".webm"})
 #: Largest image / video frame read by default (width x height): 100 MP.
 DEFAULT_MAX_PIXELS = 100_000_000
 OUTPUT_FORMATS = {"png": "PNG", "jpg": "JPEG", "jpeg": "JPEG"}
