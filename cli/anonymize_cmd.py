@@ -166,7 +166,7 @@ def anonymize(
     from sganon.core.anonymizer import Anonymizer
     from sganon.core.detections import DetectionFile, check_writable, write_detections
     from sganon.core.errors import ConfigError
-    from sganon.core.jobs import check_paths, collect_jobs
+    from sganon.core.jobs import check_output_names, check_paths, collect_jobs
     from sganon.core.runners import FileAnonymizer, RunSettings
     from tqdm import tqdm
 
@@ -179,6 +179,7 @@ def anonymize(
     if not jobs:
         raise ConfigError("no images or videos found in the inputs")
     # Before anything is written: outputs stay apart from the inputs, the export file is writable.
+    check_output_names(jobs, ext)
     check_paths(jobs, output, [*inputs, *([coco_images] if coco_images else [])], export_detections)
     if export_detections and detections_file and export_detections.resolve() == detections_file.resolve():
         raise ConfigError("--export-detections would overwrite the --detections file; choose another file")

@@ -131,6 +131,25 @@ def check_paths(jobs: list[Job], output: Path, extra_inputs: Iterable[Path] = ()
             raise InputError(f"--export-detections {export} lies inside the input folder {source}; choose another file")
 
 
+def job_output_name(job: Job, extension: str | None) -> str:
+    """The name a job's output gets under ``-o`` (images: ``extension``; WebM video: MP4)."""
+    from .media import MP4_INSTEAD
+
+    if job.kind == "video":
+        return output_name(job.name, "mp4") if job.source.suffix.lower() in MP4_INSTEAD else job.name
+    return output_name(job.name, extension if job.kind == "image" else None)
+
+
+def check_output_names(jobs: list[Job], extension: str | None) -> None:
+    """Refuse two inputs that would be written under one name (the second would replace the first)."""
+    names: dict[str, Path] = {}
+    for job in jobs:
+        name = job_output_name(job, extension)
+        if name in names:
+            raise InputError(f"{job.source} and {names[name]} would both be written as {name!r}; run them separately")
+        names[name] = job.source
+
+
 def output_name(name: str, extension: str | None) -> str:
     if not extension:
         return name

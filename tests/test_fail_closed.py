@@ -210,6 +210,14 @@ def test_webm_is_written_as_mp4_with_a_notice(tmp_path):
     assert "clip.mp4" in result.output and (tmp_path / "out" / "clip.mp4").exists()
 
 
+def test_inputs_that_would_share_an_output_name_are_refused(tmp_path):
+    photo(tmp_path / "in" / "a.png")
+    photo(tmp_path / "in" / "a.jpg", seed=1)
+    result = run(tmp_path / "in", "-o", tmp_path / "out", *NO_DETECTORS, "--ext", "png")
+    assert result.exit_code == 2 and "would both be written as 'a.png'" in result.output
+    assert files_under(tmp_path / "out") == []
+
+
 def test_folders_report_the_files_they_skip(tmp_path):
     photo(tmp_path / "in" / "a.png")
     (tmp_path / "in" / "notes.txt").write_text("hello")

@@ -16,7 +16,7 @@ from typing import Callable
 from ..anonymizer import Anonymizer
 from ..detections import DetectionFile
 from ..errors import InputError, SganonError
-from ..jobs import Job, output_name, path_inside
+from ..jobs import Job, job_output_name, path_inside
 from .coco import CocoRunner
 from .image import ImageRunner
 from .settings import Progress, RunResult, RunSettings
@@ -73,7 +73,7 @@ class FileAnonymizer:
         return result
 
     def check_not_overwriting(self, job: Job) -> None:
-        target = path_inside(self.output, output_name(job.name, self.settings.extension), "the output name").resolve()
+        target = path_inside(self.output, job_output_name(job, self.settings.extension), "the output name").resolve()
         if target == job.source.resolve():
             raise InputError(f"{job.source}: the output would overwrite the input; choose another -o folder")
 
