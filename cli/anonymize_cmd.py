@@ -2,10 +2,20 @@
 
 from __future__ import annotations
 
+import math
 import sys
 from pathlib import Path
 
 import click
+
+from sganon.core.media import DEFAULT_MAX_PIXELS
+
+
+def finite(ctx: click.Context, param: click.Parameter, value: float | None) -> float | None:
+    """Refuse nan and infinity (FloatRange lets nan through)."""
+    if value is not None and not math.isfinite(value):
+        raise click.BadParameter(f"must be a finite number of seconds, got {value}", ctx=ctx, param=param)
+    return value
 
 
 @click.command("anonymize")
@@ -58,7 +68,7 @@ import click
     default=None,
     help="Write what was anonymized (boxes, scores, COCO RLE masks, faces) to this JSON file.",
 )
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the latents (same seed, same output).")
+@click.option("--seed", type=click.IntRange(0, 2**63 - 1), default=0, show_default=True, help="Seed of the latents (same seed, same output).")
 @click.option(
     "--truncation",
     type=click.FloatRange(0, 1),
@@ -83,8 +93,24 @@ import click
     show_default=True,
     help="Detect on a copy downscaled to this longest side; anonymize at full resolution.",
 )
-@click.option("--start", type=click.FloatRange(0), default=0.0, show_default=True, help="Videos: start (seconds).")
-@click.option("--end", type=click.FloatRange(0), default=None, help="Videos: end (seconds).")
+@click.option(
+    "--start",
+    type=click.FloatRange(0),
+    default=0.0,
+    show_default=True,
+    callback=finite,
+    help="Videos: start (seconds from the first frame).",
+)
+@click.option(
+    "--end", type=click.FloatRange(0), default=None, callback=finite, help="Videos: end (seconds from the first frame)."
+)
+@click.option(
+    "--max-pixels",
+    type=click.IntRange(1),
+    default=DEFAULT_MAX_PIXELS,
+    show_default=True,
+    help="Refuse images and video frames larger than this (width x height), before decoding.",
+)
 @click.option(
     "--detect-every",
     type=click.IntRange(1, 1000),
@@ -124,6 +150,7 @@ def anonymize(
     start: float,
     end: float | None,
     detect_every: int,
+    max_pixels: int,
     coco_images: Path | None,
     visualize: bool,
     continue_on_error: bool,
@@ -137,17 +164,27 @@ def anonymize(
     """
     from sganon.core.assembly import PipelineOptions, assemble, assemble_from_config
     from sganon.core.anonymizer import Anonymizer
-    from sganon.core.detections import DetectionFile, write_detections
+    from sganon.core.detections import DetectionFile, check_writable, write_detections
     from sganon.core.errors import ConfigError
-    from sganon.core.jobs import collect_jobs
+    from sganon.core.jobs import check_output_names, check_paths, collect_jobs
     from sganon.core.runners import FileAnonymizer, RunSettings
     from tqdm import tqdm
 
     if end is not None and end <= start:
         raise ConfigError(f"--end ({end}) must be after --start ({start})")
-    jobs = collect_jobs(inputs, coco_images)
+    skipped: list[tuple[Path, str]] = []
+    jobs = collect_jobs(inputs, coco_images, skipped)
+    for path, reason in skipped:
+        click.echo(f"skipped {path}: {reason}", err=True)
     if not jobs:
         raise ConfigError("no images or videos found in the inputs")
+    # Before anything is written: outputs stay apart from the inputs, the export file is writable.
+    check_output_names(jobs, ext)
+    check_paths(jobs, output, [*inputs, *([coco_images] if coco_images else [])], export_detections)
+    if export_detections and detections_file and export_detections.resolve() == detections_file.resolve():
+        raise ConfigError("--export-detections would overwrite the --detections file; choose another file")
+    if export_detections is not None:
+        check_writable(export_detections)
     reuse = DetectionFile.read(detections_file) if detections_file else None
     given = {
         name
@@ -190,6 +227,7 @@ def anonymize(
         start=start,
         end=end,
         detect_every=detect_every,
+        max_pixels=max_pixels,
     )
     runner = FileAnonymizer(pipeline, output, settings)
     click.echo(
@@ -204,14 +242,20 @@ def anonymize(
         bars.append(bar)
         return bar.update
 
-    result = runner.run(jobs, continue_on_error, on_job=lambda job: files_bar.update(1), frame_progress=frame_progress)
+    result = runner.run(
+        jobs, continue_on_error, on_job=lambda job: files_bar.update(1), frame_progress=frame_progress, skipped=skipped
+    )
     for bar in bars:
         bar.close()
     files_bar.close()
+    for notice in result.notices:
+        click.echo(f"Note: {notice}", err=True)
     if export_detections is not None:
         write_detections(export_detections, result.detections)
         click.echo(f"detections written to {export_detections}", err=True)
     click.echo(f"wrote {len(result.written)} file(s) to {output}")
+    if result.skipped:
+        click.echo(f"skipped {len(result.skipped)} file(s) of the input folders (listed above)", err=True)
     if result.failed:
         for path, reason in result.failed:
             click.echo(f"FAILED {path}: {reason}", err=True)

@@ -7,11 +7,15 @@
                   "keypoints": [[x, y, c], ...]?}],
      "faces":   [{"box": [x0, y0, x1, y1], "score": s}]}
 
-A detections file is ``{"images": [{"file": NAME, "frame": N?, **detections}]}``.
+A detections file is ``{"images": [{"file": NAME, "size": [H, W], "sha256": HEX?,
+"frame": N?, **detections}]}``: what each entry belongs to is recorded (``size``; for
+images ``sha256`` of the decoded RGB pixels; for video frames the absolute frame number)
+and an entry is applied only to exactly that (:meth:`DetectionFile.lookup`).
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 from dataclasses import dataclass, field
@@ -54,6 +58,13 @@ class Detections:
         """Inverse of :meth:`to_json`; boxes are clipped to the image."""
         if not isinstance(data, dict):
             raise InputError(f"detections must be an object with persons/faces, got {type(data).__name__}")
+        try:
+            return cls.parse(data, image_height, image_width)
+        except (KeyError, TypeError, ValueError, IndexError) as error:
+            raise InputError(f"malformed detections entry ({type(error).__name__}: {error})") from error
+
+    @classmethod
+    def parse(cls, data: dict[str, Any], image_height: int, image_width: int) -> "Detections":
         persons = []
         for entry in data.get("persons") or []:
             box = Box.from_list(entry["box"]).clip(image_height, image_width)
@@ -112,23 +123,69 @@ class DetectionFile:
             if not isinstance(entry, dict) or "file" not in entry:
                 raise InputError(f'{path}: every entry of images needs a "file"')
             frame = entry.get("frame")
-            found.entries[(str(entry["file"]), None if frame is None else int(frame))] = entry
+            if frame is not None and (isinstance(frame, bool) or not isinstance(frame, int) or frame < 0):
+                raise InputError(f'{path}: "frame" must be a frame number (integer >= 0), got {frame!r}')
+            found.entries[(str(entry["file"]), frame)] = entry
         return found
 
-    def lookup(self, name: str, frame: int | None, height: int, width: int) -> Detections:
-        """The detections of ``name`` (exact relative name, else the bare file name)."""
+    def find(self, name: str, frame: int | None) -> dict[str, Any] | None:
+        """The entry of ``name`` (exact relative name, else the bare file name) and frame."""
         entry = self.entries.get((name, frame))
         if entry is None:
             bare = Path(name).name
             entry = next((e for (file, f), e in self.entries.items() if Path(file).name == bare and f == frame), None)
+        return entry
+
+    def frames_of(self, name: str) -> list[int]:
+        """The frame numbers that have an entry for video ``name`` (exact name, else bare name)."""
+        exact = [f for (file, f) in self.entries if file == name and f is not None]
+        if exact:
+            return sorted(exact)
+        bare = Path(name).name
+        return sorted(f for (file, f) in self.entries if Path(file).name == bare and f is not None)
+
+    def lookup(self, name: str, frame: int | None, height: int, width: int, pixels: str | None = None) -> Detections:
+        """The detections of image ``name`` (``frame`` None) or of one video frame.
+
+        Fails closed: a missing entry, or one recorded for another image (``size``, or
+        ``sha256`` against ``pixels`` when both are known), raises :class:`InputError`.
+        """
+        entry = self.find(name, frame)
+        what = repr(name) if frame is None else f"frame {frame} of {name!r}"
         if entry is None:
-            if frame is not None:
-                return Detections()
-            raise InputError(f"the detections file has no entry for {name!r}; nothing was written for it")
+            raise InputError(f"the detections file has no entry for {what}; nothing was written for it")
+        size = entry.get("size")
+        if size is not None and size != [height, width]:
+            raise InputError(f"the detections of {what} are for an image of size {size}, this one is {[height, width]}")
+        if pixels is not None and entry.get("sha256") not in (None, pixels):
+            raise InputError(f"the detections of {what} were recorded for other pixels (sha256 differs); re-detect it")
         return Detections.from_json(entry, height, width)
+
+
+def pixels_sha256(rgb: np.ndarray) -> str:
+    """sha256 of decoded uint8 RGB pixels (what an exported image entry is recorded for)."""
+    return hashlib.sha256(np.ascontiguousarray(rgb).tobytes()).hexdigest()
 
 
 def write_detections(path: Path, entries: list[dict[str, Any]]) -> None:
     """Write ``{"images": entries}`` atomically."""
-    with atomic_output(Path(path)) as temporary:
-        temporary.write_text(json.dumps({"images": entries}), encoding="utf-8")
+    try:
+        with atomic_output(Path(path)) as temporary:
+            temporary.write_text(json.dumps({"images": entries}), encoding="utf-8")
+    except OSError as error:
+        raise InputError(f"{path}: cannot write the detections file: {error}") from error
+
+
+def check_writable(path: Path) -> None:
+    """Raise :class:`InputError` unless a file can be created at ``path`` (checked before a run,
+    so an unwritable ``--export-detections`` does not fail after all the work)."""
+    import os
+
+    path = Path(path)
+    if path.is_dir():
+        raise InputError(f"{path}: is a folder; --export-detections needs a file name")
+    folder = path.parent
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    if not folder.is_dir() or not os.access(folder, os.W_OK | os.X_OK):
+        raise InputError(f"{path}: cannot write there ({folder} is not a writable folder)")

@@ -27,7 +27,13 @@ import numpy as np
 from .atomic import atomic_output
 from .errors import InputError
 
-VIDEO_EXTENSIONS = frozenset({".mp4", ".mov", ".m4v", ".mkv", ".avi", ".webm", ".mpg", ".mpeg", ".wmv", ".flv", ".ts"})
+VIDEO_EXTENSIONS = frozenset(
+    {".mp4", ".mov", ".m4v", ".mkv", ".avi", ".webm", ".mpg", ".mpeg", ".wmv", ".flv", ".ts", ".3gp", ".mts", ".m2ts"}
+)
+#: Video containers written as MP4 instead (H.264 cannot go into them); the CLI says so.
+MP4_INSTEAD = frozenset({".webm"})
+#: Largest image / video frame read by default (width x height): 100 MP.
+DEFAULT_MAX_PIXELS = 100_000_000
 OUTPUT_FORMATS = {"png": "PNG", "jpg": "JPEG", "jpeg": "JPEG"}
 
 
@@ -59,18 +65,34 @@ class LoadedImage:
     format: str
 
 
-def read_image(path: Path) -> LoadedImage:
-    """Read an image; raises :class:`InputError` naming the problem (empty, truncated, not an image)."""
+def read_image(path: Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> LoadedImage:
+    """Read an image; raises :class:`InputError` naming the problem (empty, truncated, not an
+    image, more than one frame, more than ``max_pixels`` pixels - checked from the header)."""
+    import warnings
+
     from PIL import Image, ImageOps, UnidentifiedImageError
 
     path = Path(path)
     try:
         if path.stat().st_size == 0:
             raise InputError(f"{path}: the file is empty")
-        with Image.open(path) as image:
-            file_format = image.format or "PNG"
-            image.load()
-            upright = ImageOps.exif_transpose(image)
+        with warnings.catch_warnings():
+            # Our own limit replaces Pillow's decompression-bomb check.
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            limit, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, None
+            try:
+                with Image.open(path) as image:
+                    check_pixels(path, image.width, image.height, max_pixels)
+                    if getattr(image, "n_frames", 1) > 1:
+                        raise InputError(
+                            f"{path}: has {image.n_frames} frames (animated or multi-page); only single-frame "
+                            "images are anonymized - split it into frames first"
+                        )
+                    file_format = image.format or "PNG"
+                    image.load()
+                    upright = ImageOps.exif_transpose(image)
+            finally:
+                Image.MAX_IMAGE_PIXELS = limit
     except UnidentifiedImageError as error:
         raise InputError(f"{path}: not an image file Pillow can read") from error
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as error:
@@ -78,6 +100,14 @@ def read_image(path: Path) -> LoadedImage:
     if upright.width == 0 or upright.height == 0:
         raise InputError(f"{path}: the image has zero size ({upright.width}x{upright.height})")
     return LoadedImage(to_rgb8(upright), upright, file_format)
+
+
+def check_pixels(path: Path, width: int, height: int, max_pixels: int) -> None:
+    if width * height > max_pixels:
+        raise InputError(
+            f"{path}: {width}x{height} = {width * height / 1e6:.1f} MP is more than --max-pixels "
+            f"{max_pixels / 1e6:g} MP; raise --max-pixels if you have the memory"
+        )
 
 
 def to_rgb8(image: Any) -> np.ndarray:
@@ -226,18 +256,31 @@ class VideoTranscoder:
         start: Seconds to start at (0: the beginning).
         end: Seconds to stop at (``None``: the end).
         crf: H.264 quality (lower is better; 18 is visually lossless).
+        max_pixels: Largest frame (width x height) decoded; larger videos fail before decoding.
+
+    ``start`` and ``end`` are measured from the video stream's first timestamp; frame
+    indices are absolute (counted from the stream's first frame, whatever the span).
+    Odd-sized video is written 4:2:0 with one edge row/column repeated to an even size.
     """
 
     def __init__(
-        self, source: Path, destination: Path, start: float = 0.0, end: float | None = None, crf: int = 18
+        self,
+        source: Path,
+        destination: Path,
+        start: float = 0.0,
+        end: float | None = None,
+        crf: int = 18,
+        max_pixels: int = DEFAULT_MAX_PIXELS,
     ) -> None:
-        if start < 0 or (end is not None and end <= start):
+        if not (start >= 0) or (end is not None and not (end > start)):
             raise InputError(f"the time span must satisfy 0 <= start < end, got start={start} end={end}")
         self.source = Path(source)
         self.destination = Path(destination)
         self.start = start
         self.end = end
         self.crf = crf
+        self.max_pixels = max_pixels
+        self.origin = 0.0  # seconds of the video stream's first timestamp
         self.input: Any = None
         self.output: Any = None
         self.video_out: Any = None
@@ -248,6 +291,10 @@ class VideoTranscoder:
 
     def __enter__(self) -> "VideoTranscoder":
         self.input = open_video(self.source)
+        stream = self.input.streams.video[0]
+        check_pixels(self.source, stream.codec_context.width, stream.codec_context.height, self.max_pixels)
+        if stream.start_time is not None and stream.time_base is not None:
+            self.origin = float(stream.start_time * stream.time_base)
         return self
 
     def __exit__(self, *exc: Any) -> None:
@@ -267,10 +314,10 @@ class VideoTranscoder:
         container_format = None if self.destination.suffix else "mp4"
         self.output = av.open(str(self.destination), mode="w", format=container_format)
         rate = stream.average_rate or stream.guessed_rate or Fraction(25)
-        width, height = first.width, first.height
-        pix_fmt = "yuv420p" if width % 2 == 0 and height % 2 == 0 else "yuv444p"
+        # 4:2:0 (what players expect) needs an even size: odd sizes get an edge row/column repeated.
+        width, height = first.width + first.width % 2, first.height + first.height % 2
         self.video_out = self.output.add_stream("libx264", rate=rate)
-        self.video_out.width, self.video_out.height, self.video_out.pix_fmt = width, height, pix_fmt
+        self.video_out.width, self.video_out.height, self.video_out.pix_fmt = width, height, "yuv420p"
         self.video_out.time_base = stream.time_base
         self.video_out.codec_context.time_base = stream.time_base
         self.video_out.options = {"crf": str(self.crf)}
@@ -283,15 +330,17 @@ class VideoTranscoder:
     def in_span(self, seconds: float) -> bool:
         """Whether a timestamp is in ``[start, end)``; without a start, negative timestamps
         (e.g. AAC priming packets) belong to the beginning."""
+        seconds -= self.origin
         if self.start > 0 and seconds < self.start - 1e-9:
             return False
         return self.end is None or seconds < self.end - 1e-9
 
     def offset(self, time_base: Fraction) -> int:
-        return int(round(self.start / time_base)) if self.start else 0
+        """Timestamp shift of the output (in ``time_base`` units): a span starts at 0."""
+        return int(round((self.origin + self.start) / time_base)) if self.start else 0
 
     def frames(self) -> Iterator[tuple[int, np.ndarray]]:
-        """Decoded frames in the time span as ``(index, uint8 RGB [H, W, 3])``."""
+        """Decoded frames in the time span as ``(absolute index, uint8 RGB [H, W, 3])``."""
         import av
 
         video = self.input.streams.video[0]
@@ -307,16 +356,16 @@ class VideoTranscoder:
                     seconds = (
                         float(frame.pts * frame.time_base)
                         if frame.pts is not None
-                        else index / float(video.average_rate or 25)
+                        else self.origin + index / float(video.average_rate or 25)
                     )
+                    index += 1
                     if not self.in_span(seconds):
                         continue
                     if self.output is None:
                         self.open_output(frame)
                         self.mux_pending_audio()
                     self.pending.append(frame)
-                    yield index, frame.to_ndarray(format="rgb24")
-                    index += 1
+                    yield index - 1, frame.to_ndarray(format="rgb24")
         except av.FFmpegError as error:
             raise InputError(f"{self.source}: the video is corrupt: {error}") from error
         if self.output is None:
@@ -327,6 +376,9 @@ class VideoTranscoder:
         import av
 
         source = self.pending.pop(0)
+        height, width = rgb.shape[:2]
+        if height % 2 or width % 2:
+            rgb = np.pad(rgb, ((0, height % 2), (0, width % 2), (0, 0)), mode="edge")
         frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24")
         frame.pts = None if source.pts is None else source.pts - self.offset(source.time_base)
         frame.time_base = source.time_base

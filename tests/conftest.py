@@ -21,6 +21,14 @@ def shared_path(relative: str) -> Path:
     return path
 
 
+@pytest.fixture(autouse=True)
+def sganon_home(tmp_path_factory, monkeypatch):
+    """Every test gets its own empty SGANON_HOME: no test reads or writes the user's weight cache."""
+    home = tmp_path_factory.mktemp("sganon_home")
+    monkeypatch.setenv("SGANON_HOME", str(home))
+    return home
+
+
 @pytest.fixture
 def shared():
     return shared_path

@@ -16,7 +16,7 @@ from typing import Callable
 from ..anonymizer import Anonymizer
 from ..detections import DetectionFile
 from ..errors import InputError, SganonError
-from ..jobs import Job, output_name
+from ..jobs import Job, job_output_name, path_inside
 from .coco import CocoRunner
 from .image import ImageRunner
 from .settings import Progress, RunResult, RunSettings
@@ -45,9 +45,11 @@ class FileAnonymizer:
         continue_on_error: bool = False,
         on_job: Callable[[Job], None] | None = None,
         frame_progress: Callable[[Job, int | None], Progress] | None = None,
+        skipped: list[tuple[Path, str]] | None = None,
     ) -> RunResult:
-        """Process ``jobs`` in order; stops at the first failure unless ``continue_on_error``."""
-        result = RunResult()
+        """Process ``jobs`` in order; stops at the first failure unless ``continue_on_error``.
+        ``skipped`` (files of the input folders that are not read, with why) goes into the result."""
+        result = RunResult(skipped=list(skipped or []))
         for job in jobs:
             try:
                 self.check_not_overwriting(job)
@@ -71,7 +73,7 @@ class FileAnonymizer:
         return result
 
     def check_not_overwriting(self, job: Job) -> None:
-        target = (self.output / output_name(job.name, self.settings.extension)).resolve()
+        target = path_inside(self.output, job_output_name(job, self.settings.extension), "the output name").resolve()
         if target == job.source.resolve():
             raise InputError(f"{job.source}: the output would overwrite the input; choose another -o folder")
 

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Callable
 
 from ..anonymizer import AnonymizedImage, Anonymizer
-from ..detections import Detections
-from ..jobs import Job, output_name
+from ..detections import Detections, pixels_sha256
+from ..jobs import Job, output_name, path_inside
 from ..media import LoadedImage, atomic_output, read_image, write_image
 from ..structures import Detection
 from .settings import RunResult, RunSettings
@@ -21,32 +22,47 @@ class ImageRunner:
         self.settings = settings
 
     def anonymize_loaded(
-        self, loaded: LoadedImage, name: str, extra_persons: list[Detection] | None = None
+        self, loaded: LoadedImage, name: str, extra_persons: list[Detection] | None = None, pixels: str | None = None
     ) -> AnonymizedImage:
-        """Anonymize a read image (re-used detections when given, plus ``extra_persons``)."""
+        """Anonymize a read image (re-used detections when given, plus ``extra_persons``);
+        ``pixels`` is the image's :func:`pixels_sha256` (checked against re-used detections)."""
         height, width = loaded.rgb.shape[:2]
         reuse = self.settings.reuse
-        detections = reuse.lookup(name, None, height, width) if reuse else None
+        detections = reuse.lookup(name, None, height, width, pixels) if reuse else None
         if extra_persons:
             detections = detections or self.anonymizer.detect(loaded.rgb)
             detections = Detections(detections.persons + extra_persons, detections.faces)
         return self.anonymizer.anonymize(loaded.rgb, detections)
 
     def run(
-        self, job: Job, result: RunResult, name: str | None = None, extra_persons: list[Detection] | None = None
+        self,
+        job: Job,
+        result: RunResult,
+        name: str | None = None,
+        extra_persons: Callable[[int, int], list[Detection]] | None = None,
     ) -> None:
-        """Anonymize ``job`` and write it as ``name`` (default: the job's name) under the output."""
+        """Anonymize ``job`` and write it as ``name`` (default: the job's name) under the output;
+        ``extra_persons(height, width)`` gives persons known beforehand (COCO annotations)."""
         name = name or job.name
         extension = self.settings.extension
-        loaded = read_image(job.source)
-        anonymized = self.anonymize_loaded(loaded, name, extra_persons)
-        target = self.output / output_name(name, extension)
+        target = path_inside(self.output, output_name(name, extension), "the output name")
+        loaded = read_image(job.source, self.settings.max_pixels)
+        height, width = loaded.rgb.shape[:2]
+        pixels = pixels_sha256(loaded.rgb) if self.settings.reuse or self.settings.export else None
+        persons = extra_persons(height, width) if extra_persons is not None else None
+        anonymized = self.anonymize_loaded(loaded, name, persons, pixels)
         write_image(target, loaded, anonymized.image, anonymized.replaced, extension)
         result.written.append(target)
         result.timings.append(anonymized.timings)
         if self.settings.export:
-            height, width = loaded.rgb.shape[:2]
-            result.detections.append({"file": output_name(name, extension), **anonymized.detections.to_json(height, width)})
+            result.detections.append(
+                {
+                    "file": output_name(name, extension),
+                    "size": [height, width],
+                    "sha256": pixels,
+                    **anonymized.detections.to_json(height, width),
+                }
+            )
         if self.settings.visualize:
             from PIL import Image
 

@@ -27,6 +27,7 @@ class RunSettings:
         detect_every: Videos: run the detectors every N frames (tracks carry in between).
         lookback: Videos: frames a newly seen person / a face is also applied to, backwards.
         max_gap: Videos: frames a lost track is still anonymized.
+        max_pixels: Largest image / video frame (width x height) read; larger ones fail.
     """
 
     extension: str | None = None
@@ -38,6 +39,7 @@ class RunSettings:
     detect_every: int = 1
     lookback: int = 2
     max_gap: int = 5
+    max_pixels: int = 100_000_000
 
     def __post_init__(self) -> None:
         if self.detect_every < 1:
@@ -46,9 +48,12 @@ class RunSettings:
 
 @dataclass
 class RunResult:
-    """What a run did: outputs written, inputs that failed (with why), detections, timings."""
+    """What a run did: outputs written, inputs that failed or were skipped (with why),
+    notices for the user (e.g. a format change), detections, timings."""
 
     written: list[Path] = field(default_factory=list)
     failed: list[tuple[Path, str]] = field(default_factory=list)
+    skipped: list[tuple[Path, str]] = field(default_factory=list)
+    notices: list[str] = field(default_factory=list)
     detections: list[dict[str, Any]] = field(default_factory=list)
     timings: list[dict[str, float]] = field(default_factory=list)

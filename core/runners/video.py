@@ -7,8 +7,9 @@ from typing import Any
 
 from ..anonymizer import Anonymizer
 from ..detections import Detections
-from ..jobs import Job, output_name
-from ..media import VideoTranscoder, atomic_output
+from ..errors import InputError
+from ..jobs import Job, output_name, path_inside
+from ..media import MP4_INSTEAD, VideoTranscoder, atomic_output
 from ..tracking import FrameWindow, PersonTracker
 from .settings import Progress, RunResult, RunSettings
 
@@ -23,11 +24,19 @@ class VideoRunner:
 
     def run(self, job: Job, result: RunResult, progress: Progress | None) -> None:
         settings = self.settings
-        target = self.output / output_name(job.name, None)
+        name = job.name
+        if job.source.suffix.lower() in MP4_INSTEAD:
+            name = output_name(job.name, "mp4")
+            result.notices.append(f"{job.source}: written as H.264 MP4 ({name}); {job.source.suffix} cannot hold H.264")
+        target = path_inside(self.output, name, "the output name")
+        reuse = settings.reuse
+        recorded = reuse.frames_of(job.name) if reuse is not None else []
+        if reuse is not None and not recorded:
+            raise InputError(f"the detections file has no frames of {job.name!r}; nothing was written for it")
         tracker = PersonTracker(max_gap=settings.max_gap)
         window = FrameWindow(settings.lookback, face_carry=max(2, settings.detect_every))
         with atomic_output(target) as temporary, VideoTranscoder(
-            job.source, temporary, settings.start, settings.end
+            job.source, temporary, settings.start, settings.end, max_pixels=settings.max_pixels
         ) as video:
 
             def emit(frames: list[Any]) -> None:
@@ -39,20 +48,32 @@ class VideoRunner:
                     if settings.export:
                         height, width = rgb.shape[:2]
                         result.detections.append(
-                            {"file": job.name, "frame": index, **anonymized.detections.to_json(height, width)}
+                            {
+                                "file": job.name,
+                                "frame": index,
+                                "size": [height, width],
+                                **anonymized.detections.to_json(height, width),
+                            }
                         )
                     if progress is not None:
                         progress(1)
 
-            for index, rgb in video.frames():
+            last = -1
+            for count, (index, rgb) in enumerate(video.frames()):
                 height, width = rgb.shape[:2]
-                if settings.reuse is not None:
-                    found: Detections | None = settings.reuse.lookup(job.name, index, height, width)
-                elif index % settings.detect_every == 0:
+                last = index
+                if reuse is not None:  # every frame needs its entry (fails closed otherwise)
+                    found: Detections | None = reuse.lookup(job.name, index, height, width)
+                elif count % settings.detect_every == 0:
                     found = self.anonymizer.detect(rgb)
                 else:
                     found = None
                 tracked = tracker.update(None if found is None else found.persons)
                 emit(window.push((index, rgb), tracked, tracker.born, [] if found is None else found.faces))
             emit(window.drain())
+            if reuse is not None and settings.end is None and recorded[-1] > last:
+                raise InputError(
+                    f"the detections file has frames of {job.name!r} up to {recorded[-1]}, but the video ends at "
+                    f"frame {last}: they were recorded for another video"
+                )
         result.written.append(target)
