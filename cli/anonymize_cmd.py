@@ -40,11 +40,11 @@ def finite(ctx: click.Context, param: click.Parameter, value: float | None) -> f
     default=None,
     help="A config written by `sganon build`: run exactly the parts and options it names.",
 )
-@click.option("--generator", default=None, help="Generator component (e.g. pixelate, blur, mask-out, vsam).")
+@click.option("--generator", default=None, help="Generator component (see `sganon plugins list`).")
 @click.option(
     "--preset",
     default=None,
-    help="Generator or pipeline preset from registry.yaml (e.g. baseline.blur, vsam.fba-configE, sganon.fba-cse).",
+    help="Generator or pipeline preset from registry.yaml (see `sganon weights list` and docs/plugins.md).",
 )
 @click.option("--embedder", default=None, help="Surface embedder [default: the one the generator was trained with].")
 @click.option(

@@ -10,9 +10,9 @@ from sganon.core.capabilities import PROFILES
 
 
 @click.command("build")
-@click.option("--generator", required=True, help="Generator component (e.g. vsam, pixelate) or generator preset.")
+@click.option("--generator", required=True, help="Generator component or generator preset (see `sganon plugins list`, registry.yaml).")
 @click.option("--embedder", required=True, help="Surface embedder component (e.g. cse, offline).")
-@click.option("--detector", default=None, help="Detector component [default: the embedder's own, else offline].")
+@click.option("--detector", default=None, help="Detector component [default: the embedder's own, else registry.yaml's].")
 @click.option("--discriminator", default=None, help="Discriminator, for trainable generators.")
 @click.option("--dataset", default=None, help="Training dataset (DATASETS registry), for trainable generators.")
 @click.option("--profile", type=click.Choice(PROFILES), default="paper", show_default=True,

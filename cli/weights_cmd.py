@@ -38,7 +38,7 @@ def import_command(name: str, file: str) -> None:
 def pull_command(name: str, allow_unverified: bool) -> None:
     """Download preset NAME's weights (URL in registry.yaml), check the sha256, convert them.
 
-    For a pipeline preset (e.g. sganon.fba-cse) every part with weights is pulled.
+    For a pipeline preset every part with weights is pulled.
     """
     from tqdm import tqdm
 

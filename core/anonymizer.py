@@ -11,7 +11,7 @@ nearer, usually larger, person stays whole. Face/small-person regions are writte
 over everything.
 
 >>> from sganon.core.anonymizer import Anonymizer
->>> anonymizer = Anonymizer.from_names(generator="pixelate", detector="none")  # doctest: +SKIP
+>>> anonymizer = Anonymizer.from_names(detector="none")  # registry.yaml defaults  # doctest: +SKIP
 """
 
 from __future__ import annotations

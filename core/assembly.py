@@ -6,9 +6,8 @@ Names come from the command line, a config written by ``sganon build``, or the
 :class:`PipelineParts` (the components) and :class:`PipelineOptions` (how to run them).
 
 >>> from sganon.core.assembly import assemble
->>> parts = assemble(generator="pixelate", detector="none", face_detector="none")  # doctest: +SKIP
->>> parts.generator_caps.realistic  # doctest: +SKIP
-False
+>>> parts = assemble(detector="none", face_detector="none")  # registry.yaml defaults  # doctest: +SKIP
+>>> parts.notice  # why the realistic generator is not used, if it is not  # doctest: +SKIP
 """
 
 from __future__ import annotations

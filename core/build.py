@@ -6,9 +6,8 @@ preset, if any) for inference and, for trainable generators, the training sectio
 :func:`sganon.core.training.config.training_sections`.
 
 >>> from sganon.core.build import build_config
->>> result = build_config(generator="pixelate", embedder="offline")  # doctest: +SKIP
->>> result.config.anonymizer.generator.type  # doctest: +SKIP
-'Pixelate'
+>>> result = build_config(generator=GENERATOR, embedder=EMBEDDER)  # names from `sganon plugins list`  # doctest: +SKIP
+>>> result.config.anonymizer.generator.type  # the registered class  # doctest: +SKIP
 """
 
 from __future__ import annotations
@@ -54,7 +53,7 @@ def parse_cfg_options(options: list[str] | tuple[str, ...]) -> dict[str, Any]:
 
 
 def resolve_generator(name: str, profile: str) -> tuple[type, dict[str, Any], Preset | None]:
-    """A generator by component name, or by preset name (``vsam.fba-configE``)."""
+    """A generator by component name, or by generator preset name (registry.yaml)."""
     try:
         cls = component_class("generator", name)
         return cls, dict(cls.default_args(profile)), None

@@ -2,7 +2,7 @@
 
 A component is a class registered in :data:`sganon.core.registry.MODELS`. Its *kind* is
 the interface it derives from (``Detector`` -> ``"detector"``, ...), and its ``name`` is
-the short name users type (``sganon build --generator vsam``). Names are unique within a
+the short name users type (``sganon build --generator NAME``). Names are unique within a
 kind; the registry key (the class name) is unique across all kinds.
 
 Each component class says what it needs and gives through the classmethod
@@ -38,7 +38,7 @@ class Component:
 
     Class attributes:
         kind: The interface's kind name (set by the interface classes below).
-        name: Short user-facing name, unique within the kind (e.g. ``"vsam"``).
+        name: Short user-facing name, unique within the kind (what ``--generator`` etc. take).
         description: One line shown by ``sganon plugins list`` and ``sganon build``.
     """
 

@@ -1,8 +1,8 @@
 """Named presets: registry.yaml plus the presets plugins return from ``sganon_presets``.
 
 >>> from sganon.core.presets import get_preset
->>> get_preset("baseline.pixelate-16").component
-'pixelate'
+>>> get_preset(registry_defaults().baseline).kind
+'generator'
 """
 
 from __future__ import annotations
@@ -117,6 +117,9 @@ class Defaults:
         baseline: Generator preset used otherwise.
         region_generator: Generator preset for faces without a body and persons too small.
         visualization_embedder: Embedder drawn by ``--visualize`` when the generator uses none.
+        training_dataset: Training dataset of the ``paper`` build profile.
+        tiny_training_dataset: Training dataset of the ``tiny`` build profile.
+        training_losses: Loss component by role (``adversarial``, ``surface``, ``epsilon``, ``r1``).
     """
 
     detector: str
@@ -125,6 +128,9 @@ class Defaults:
     baseline: str
     region_generator: str
     visualization_embedder: str
+    training_dataset: str
+    tiny_training_dataset: str
+    training_losses: dict[str, str]
 
 
 def read_registry_document(path: Path) -> dict[str, Any]:
@@ -149,7 +155,11 @@ def registry_defaults() -> Defaults:
     names = list(Defaults.__dataclass_fields__)
     if not isinstance(section, dict) or set(section) != set(names):
         raise PresetError(f"{path} needs a `defaults` mapping with exactly the keys {', '.join(names)}")
-    return Defaults(**{name: str(section[name]) for name in names})
+    losses = section["training_losses"]
+    if not isinstance(losses, dict):
+        raise PresetError(f"{path}: defaults.training_losses must map roles to loss names")
+    values = {name: str(section[name]) for name in names if name != "training_losses"}
+    return Defaults(**values, training_losses={str(k): str(v) for k, v in losses.items()})
 
 
 def all_presets() -> dict[str, Preset]:

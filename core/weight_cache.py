@@ -85,7 +85,7 @@ def import_weights(name: str, file: str | os.PathLike[str], source: Mapping[str,
     """Convert a local copy of preset ``name``'s published weights into the cache.
 
     Args:
-        name: a preset with ``weights`` in registry.yaml (e.g. ``vsam.fba-configE``).
+        name: a preset with ``weights`` in registry.yaml (``sganon weights list``).
         file: the downloaded file, in the preset's ``weights.format``; when the preset
             has a sha256 the file must match it.
         source: extra facts to record (the file's sha256, the preset's URL and whether

@@ -9,7 +9,7 @@ generators. Profiles:
   dataset defaults to the on-disk person crops (``crops``), whose folder must be given:
   ``--cfg-options train_dataloader.dataset.root=DIR``.
 * ``tiny``: the same objective at CPU size: batch 4, 100 iterations, logs every
-  iteration, checkpoints and sample grids every 50, the ``synthetic`` dataset by default,
+  iteration, checkpoints and sample grids every 50, the registry's tiny training dataset by default,
   flips only.
 
 Every value can be overridden with ``--cfg-options`` (``sganon build`` or ``sganon train``).
@@ -23,6 +23,7 @@ from ..capabilities import DiscriminatorCapabilities, GeneratorCapabilities
 from ..components import component_config, registered
 from ..data.augment import PAPER_OPTIONS
 from ..errors import ComponentNotFoundError, ConfigError
+from ..presets import registry_defaults
 from ..registry import DATASETS
 
 #: Paper values (SPEC §1, §6).
@@ -34,9 +35,7 @@ EMA_HALF_LIFE_IMAGES = 10_000
 #: The paper logs every 10 k images and checkpoints / saves samples every 200 k images.
 PAPER_IMAGES_PER_CHECKPOINT = 200_000
 
-DEFAULT_DATASETS = {"paper": "crops", "tiny": "synthetic"}
 #: The loss components of config E by role (short names of registered ``Loss`` components).
-OBJECTIVE = {"adversarial": "nsgan", "surface": "surface-l1", "epsilon": "epsilon", "r1": "r1"}
 
 
 def dataset_class(name: str) -> type:
@@ -52,7 +51,7 @@ def dataset_class(name: str) -> type:
 def loss_configs(profile: str, discriminator_caps: DiscriminatorCapabilities) -> dict[str, dict[str, Any]]:
     """Loss component configs by role; surface supervision only if D predicts surfaces."""
     losses = {}
-    for role, name in OBJECTIVE.items():
+    for role, name in registry_defaults().training_losses.items():
         if role == "surface" and not discriminator_caps.surface_channels:
             continue
         losses[role] = component_config("loss", name, profile)
@@ -72,7 +71,7 @@ def training_sections(
         generator: the generator's config (``type`` + arguments).
         discriminator: the discriminator's config.
         dataset: short name of a registered training dataset, or ``None`` for the
-            profile's default (``crops`` for paper, ``synthetic`` for tiny).
+            profile's default (registry.yaml ``defaults``).
         profile: ``"paper"`` or ``"tiny"``.
         generator_caps: the generator's capabilities.
     """
@@ -91,7 +90,8 @@ def training_sections(
             f"the discriminator works at {list(discriminator_caps.resolution)} but the generator at {list(resolution)}"
         )
 
-    dataset_name = dataset or DEFAULT_DATASETS[profile]
+    defaults = registry_defaults()
+    dataset_name = dataset or (defaults.tiny_training_dataset if tiny else defaults.training_dataset)
     data_cls = dataset_class(dataset_name)
     dataset_cfg = {"type": data_cls.__name__, **data_cls.default_args(profile, generator, generator_caps)}
 

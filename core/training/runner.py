@@ -55,7 +55,7 @@ def load_training_config(
     if missing:
         raise ConfigError(
             f"{path} has no training sections ({', '.join(missing)}); only configs of trainable generators can be "
-            "trained (`sganon build --generator vsam ...`)"
+            "trained (`sganon build --generator NAME ...` with a trainable generator)"
         )
     options = parse_cfg_options(list(cfg_options))
     if options:
