@@ -127,11 +127,11 @@ def expand_box(
     # b. margin on each axis, never beyond the image size.
     x0, x1 = expand_axis(x0, x1, min(math.floor((x1 - x0) * (1 + margin)), image_width), image_width)
     y0, y1 = expand_axis(y0, y1, min(math.floor((y1 - y0) * (1 + margin)), image_height), image_height)
-    # c. aspect ratio: grow the axis that is too short.
+    # c. aspect ratio: grow the axis that is too short (a box of exactly the ratio stays).
     height, width = y1 - y0, x1 - x0
     if height / width < aspect:
         y0, y1 = expand_axis(y0, y1, math.floor(width * aspect), image_height)
-    else:
+    elif height / width > aspect:
         x0, x1 = expand_axis(x0, x1, math.floor(height / aspect), image_width)
     # d. background share: the box must hold the person's pixels / (1 - min_background).
     target_area = math.floor(foreground_pixels / (1 - min_background))
@@ -169,7 +169,9 @@ def expand_person_box(
     tight = tight_box(mask, box)
     if tight.area < min_area:
         return None
-    return expand_box(tight, image_height, image_width, int(mask.sum()), aspect, margin, min_background)
+    # The reference counts the person as floor(box area * mean(S_box)) in float64.
+    person_pixels = math.floor(box.area * float(mask.astype(np.int64).mean())) if mask.size else 0
+    return expand_box(tight, image_height, image_width, person_pixels, aspect, margin, min_background)
 
 
 def grow_box(box: Box, fraction: float, image_height: int, image_width: int) -> Box:

@@ -25,7 +25,6 @@ module has its own (see :func:`expanded_box` and :func:`paste_bodies`).
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Any, Mapping
 
@@ -33,7 +32,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from sganon.core.boxes import PAPER_ASPECT, PAPER_MARGIN, PAPER_MIN_AREA, PAPER_MIN_BACKGROUND, expand_axis, tight_box
+from sganon.core.boxes import PAPER_MIN_AREA, expand_person_box, tight_box
 from sganon.core.crops import (
     crop_image,
     dilate,
@@ -160,31 +159,9 @@ def instances_from_predictor(densepose: Mapping[str, Any], image_height: int, im
 def expanded_box(
     segmentation: np.ndarray, box: Box, image_height: int, image_width: int
 ) -> tuple[Box, Box]:
-    """SPEC 7.3 with the official float details: ``(tight box, expanded box)``.
-
-    Differs from :func:`sganon.core.boxes.expand_box` in two corner cases of the official
-    code: the aspect step leaves a box whose ratio equals 1.8 exactly unchanged, and the
-    background step counts the person as ``floor(box_area * mean(S_box))`` (float64), which
-    can be one less than ``sum(S_box)``.
-    """
-    tight = tight_box(segmentation, box)
-    x0, y0, x1, y1 = tight
-    x0, x1 = expand_axis(x0, x1, min(math.floor((x1 - x0) * (1 + PAPER_MARGIN)), image_width), image_width)
-    y0, y1 = expand_axis(y0, y1, min(math.floor((y1 - y0) * (1 + PAPER_MARGIN)), image_height), image_height)
-    ratio = (y1 - y0) / (x1 - x0)
-    if ratio < PAPER_ASPECT:
-        y0, y1 = expand_axis(y0, y1, math.floor((x1 - x0) * PAPER_ASPECT), image_height)
-    elif ratio > PAPER_ASPECT:
-        x0, x1 = expand_axis(x0, x1, math.floor((y1 - y0) / PAPER_ASPECT), image_width)
-    share = float(np.asarray(segmentation, dtype=np.int64).mean())
-    person_pixels = math.floor(box.area * share)
-    target_area = math.floor(person_pixels / (1 - PAPER_MIN_BACKGROUND))
-    height, width = y1 - y0, x1 - x0
-    if height * width < target_area:
-        scale = math.sqrt(target_area / (height * width))
-        x0, x1 = expand_axis(x0, x1, math.floor(scale * width), image_width)
-        y0, y1 = expand_axis(y0, y1, math.floor(scale * height), image_height)
-    return tight, Box(x0, y0, x1, y1)
+    """SPEC 7.3: ``(tight box, expanded box)``, by :func:`sganon.core.boxes.expand_person_box`."""
+    expanded = expand_person_box(segmentation, box, image_height, image_width, min_area=0)
+    return tight_box(segmentation, box), expanded
 
 
 def expand_instance(instance: DensePoseInstance, image_height: int, image_width: int) -> ExpandedInstance | None:
