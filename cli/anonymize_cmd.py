@@ -216,6 +216,7 @@ def anonymize(
             generator, preset, embedder, detector, face_detector,
             detections_given=reuse is not None, visualize=visualize, device=device,
         )
+        options.update({key: value for key, value in parts.options.items() if key not in given})
     if parts.notice:
         click.echo(f"Note: {parts.notice}", err=True)
     pipeline = Anonymizer(parts, PipelineOptions(**options))

@@ -134,7 +134,9 @@ class Anonymizer:
         if detections is None:
             detections = self.detect(image, timings)
         height, width = image.shape[:2]
-        order = sorted(range(len(detections.persons)), key=lambda i: -int(detections.persons[i].full_mask().sum()))
+        order = list(range(len(detections.persons)))
+        if self.options.paste_order == "area":
+            order.sort(key=lambda i: -int(detections.persons[i].full_mask().sum()))
         persons = [detections.persons[i] for i in order]
         keys = None if latent_keys is None else [latent_keys[i] for i in order]
         parts, caps = self.parts, self.parts.generator_caps

@@ -12,11 +12,11 @@ Names come from the command line, a config written by ``sganon build``, or the
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from .build import check_fit
-from .capabilities import EmbedderCapabilities, GeneratorCapabilities
+from .capabilities import GeneratorCapabilities
 from .components import build_component, component_class
 from .errors import ComponentNotFoundError, ConfigError, PresetError, SganonError, WeightsError
 from .interfaces import Detector, Generator, SurfaceEmbedder
@@ -38,6 +38,8 @@ class PipelineOptions:
         detect_max_side: Images larger than this are detected on a downscaled copy.
         face_margin: Face regions are the face box grown by this fraction on each side.
         device: Torch device of every component (``"cpu"``, ``"cuda"``, ``"cuda:1"``).
+        paste_order: ``"area"`` (largest person first, so the nearer person stays whole) or
+            ``"detection"`` (the detector's order, as the paper's anonymizer).
     """
 
     batch_size: int = 8
@@ -47,8 +49,11 @@ class PipelineOptions:
     detect_max_side: int = 1920
     face_margin: float = 0.2
     device: str = "cpu"
+    paste_order: str = "area"
 
     def __post_init__(self) -> None:
+        if self.paste_order not in ("area", "detection"):
+            raise ConfigError(f"paste order must be 'area' or 'detection', got {self.paste_order!r}")
         if self.batch_size < 1:
             raise ConfigError(f"batch size must be >= 1, got {self.batch_size}")
         if self.truncation is not None and not 0.0 <= self.truncation <= 1.0:
@@ -68,6 +73,7 @@ class PipelineParts:
         face_detector: Face detector, or ``None``.
         embedder: Surface embedder, or ``None`` when no surface map is needed.
         notice: What the user must be told about the choice ("" when nothing).
+        options: :class:`PipelineOptions` fields a pipeline preset sets (command-line flags win).
     """
 
     generator: Generator
@@ -78,6 +84,7 @@ class PipelineParts:
     face_detector: Detector | None = None
     embedder: SurfaceEmbedder | None = None
     notice: str = ""
+    options: dict[str, Any] = field(default_factory=dict)
 
     @property
     def realistic(self) -> bool:
@@ -143,24 +150,33 @@ def generator_preset(generator: str | None, preset: str | None, defaults: Defaul
     return Preset(name=cls.name, kind="generator", component=cls.name, origin="command line"), None
 
 
-def generator_with_embedder(
-    preset: Preset, embedder: str | None, embedder_preset: Preset | None
-) -> tuple[Generator, GeneratorCapabilities, SurfaceEmbedder | None]:
-    """Build ``preset``'s generator and the embedder that feeds it, checked to fit."""
-    generator, args = build_generator(preset)
-    caps = type(generator).capabilities(args)
-    surface = None
-    if caps.surface_channels > 0 or embedder:
-        name = embedder_preset.component if embedder_preset else embedder or preset.expects_embedder
-        if not name:
-            raise ConfigError(f"generator {preset.name!r} uses a surface map; choose an embedder with --embedder")
-        component_class("embedder", name)
+def embedder_for(
+    preset: Preset,
+    caps: GeneratorCapabilities,
+    embedder: str | None,
+    embedder_preset: Preset | None,
+    detector: Detector | None,
+) -> SurfaceEmbedder | None:
+    """The embedder that feeds ``preset``'s generator, checked to fit (``None`` when none is needed).
+
+    When the person detector's model also is that embedder (``serves_embedder``), the
+    detector's own ``as_embedder()`` is used: one model, one copy of the weights.
+    """
+    if caps.surface_channels == 0 and not embedder:
+        return None
+    name = embedder_preset.component if embedder_preset else embedder or preset.expects_embedder
+    if not name:
+        raise ConfigError(f"generator {preset.name!r} uses a surface map; choose an embedder with --embedder")
+    cls = component_class("embedder", name)
+    served = type(detector).capabilities({}).serves_embedder if detector is not None else None
+    if served == name:
+        surface = detector.as_embedder()  # type: ignore[union-attr]
+        surface_args: dict[str, Any] = dict(cls.default_args("paper"))
+    else:
         surface, surface_args = build_embedder(name, embedder_preset)
-        surface_caps: EmbedderCapabilities = type(surface).capabilities(surface_args)
-        if caps.surface_channels > 0:
-            check_fit(preset.name, caps, name, surface_caps, preset)
-    generator.eval()
-    return generator, caps, surface
+    if caps.surface_channels > 0:
+        check_fit(preset.name, caps, name, type(surface).capabilities(surface_args), preset)
+    return surface
 
 
 def assemble(
@@ -199,26 +215,9 @@ def assemble(
         chosen, pipeline_preset = generator_preset(generator, preset, defaults)
         if pipeline_preset is not None and embedder:
             raise ConfigError(f"pipeline preset {preset!r} brings its own embedder; drop --embedder")
-        embedder_preset = get_preset(pipeline_preset.parts["embedder"]) if pipeline_preset else None
-        built = generator_with_embedder(chosen, embedder, embedder_preset)
     else:
-        try:
-            chosen = get_preset(defaults.realistic)
-            built = generator_with_embedder(chosen, embedder, None)
-        except (SganonError, ImportError) as error:
-            notice = (
-                f"Using the baseline generator {defaults.baseline!r}, NOT the realistic generator "
-                f"{defaults.realistic!r}: {error}. To anonymize with realistic people, import the weights of "
-                f"{defaults.realistic!r} and of its surface embedder with `sganon weights import` "
-                "(see docs/weights.md)."
-            )
-            chosen = get_preset(defaults.baseline)
-            default_named("baseline generator", "generator", chosen.component)
-            built = generator_with_embedder(chosen, embedder, None)
-    generator_model, caps, surface = built
-    if visualize and surface is None:
-        default_named("visualization embedder", "embedder", defaults.visualization_embedder)
-        surface = build_embedder(defaults.visualization_embedder)[0]
+        chosen = get_preset(defaults.realistic)
+    embedder_preset = get_preset(pipeline_preset.parts["embedder"]) if pipeline_preset else None
 
     person_detector: Detector | None = None
     faces: Detector | None = None
@@ -236,6 +235,31 @@ def assemble(
                 default_named("face detector", "detector", name)
             faces = build_component("detector", name)
 
+    def with_embedder(preset: Preset) -> tuple[Generator, GeneratorCapabilities, SurfaceEmbedder | None]:
+        model, args = build_generator(preset)
+        caps = type(model).capabilities(args)
+        model.eval()
+        return model, caps, embedder_for(preset, caps, embedder, embedder_preset, person_detector)
+
+    if generator or preset:
+        generator_model, caps, surface = with_embedder(chosen)
+    else:
+        try:
+            generator_model, caps, surface = with_embedder(chosen)
+        except (SganonError, ImportError) as error:
+            notice = (
+                f"Using the baseline generator {defaults.baseline!r}, NOT the realistic generator "
+                f"{defaults.realistic!r}: {error}. To anonymize with realistic people, import the weights of "
+                f"{defaults.realistic!r} and of its surface embedder with `sganon weights import` "
+                "(see docs/weights.md)."
+            )
+            chosen = get_preset(defaults.baseline)
+            default_named("baseline generator", "generator", chosen.component)
+            generator_model, caps, surface = with_embedder(chosen)
+    if visualize and surface is None:
+        default_named("visualization embedder", "embedder", defaults.visualization_embedder)
+        surface = build_embedder(defaults.visualization_embedder)[0]
+
     region = get_preset(defaults.region_generator)
     default_named("region generator", "generator", region.component)
     region_generator = build_generator(region)[0]
@@ -250,6 +274,7 @@ def assemble(
         face_detector=faces,
         embedder=surface,
         notice=notice,
+        options=dict(pipeline_preset.options) if pipeline_preset else {},
     )
     return to_device(parts, device)
 

@@ -141,6 +141,7 @@ def prepare_person_crop(
     min_area: int = PAPER_MIN_AREA,
     index: int = 0,
     surface_at_crop: Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]] | None = None,
+    fail_safe: bool = True,
 ) -> PersonCrop | None:
     """The generator inputs of one person (§7.3-7.5), or ``None`` when it is too small.
 
@@ -159,6 +160,9 @@ def prepare_person_crop(
             -> (embedding, vertices)``, if it has one: recomputes the surface at the crop's
             resolution (CSE: nearest mesh vertex per crop pixel, §7.6). Without it, vertex
             ids are resized (nearest) from the box.
+        fail_safe: Also replace every pixel of the detection's own mask (thin parts the
+            resize to the generator's resolution lost). ``False`` replaces exactly the
+            resized dilated mask, as the reference anonymizer (SPEC §7.8).
     """
     height, width = image.shape[:2]
     segmentation = detection.full_mask()
@@ -201,9 +205,9 @@ def prepare_person_crop(
         embedding=embedding,
         vertices=vertices,
         person=person_src,
-        # Every pixel of the original mask is replaced, also thin parts the resize to the
-        # generator's resolution lost (fail safe).
-        region=region_src | person_src | person_box,
+        # Fail safe: every pixel of the original mask is replaced, also thin parts the resize to
+        # the generator's resolution lost.
+        region=region_src | person_src | person_box if fail_safe else region_src,
         index=index,
     )
 
@@ -293,14 +297,14 @@ def paste_back(
     """Write generated crops into a copy of ``image`` (§7.8); returns the new image.
 
     ``crops`` are pasted in the order given. Pass 1 writes each crop's person pixels that
-    no earlier crop has claimed and claims them; pass 2 writes each crop's remaining
-    region (the dilation ring) where no person pixel was claimed. Pixels outside every
-    ``region`` keep their original bytes.
+    no earlier crop has claimed and claims them; pass 2 does the same with each crop's
+    remaining region (the dilation ring), so an earlier ring wins over a later one. Pixels
+    outside every ``region`` keep their original bytes.
 
     Args:
         image: uint8 ``[H, W, 3]``.
         crops: The prepared crops.
-        generated: ``[3, h, w]`` in [-1, 1] per crop, at ``crop.crop.size``.
+        generated: ``[3, h, w]`` per crop at ``crop.crop.size``: float in [-1, 1], or uint8.
         feather: Width in pixels of a soft edge inside each region (0 = hard edge).
     """
     out = image.copy()
@@ -309,13 +313,16 @@ def paste_back(
     patches = []
     for crop, result in zip(crops, generated, strict=True):
         box = crop.crop.box
-        values = resize_bilinear(to_uint8(result), (box.height, box.width))
+        levels = result.float() if result.dtype == torch.uint8 else to_uint8(result)
+        values = resize_bilinear(levels.cpu(), (box.height, box.width))
         patches.append(torch.round(values.clamp(0, 255)).to(torch.uint8).permute(1, 2, 0).numpy())
     for crop, patch in zip(crops, patches):
         write_region(out, crop, patch, crop.person, claimed, feather)
         claimed |= Detection(crop.crop.box, 1.0, crop.person).mask_in_image(height, width)
     for crop, patch in zip(crops, patches):
-        write_region(out, crop, patch, crop.region & ~crop.person, claimed, feather)
+        ring = crop.region & ~crop.person
+        write_region(out, crop, patch, ring, claimed, feather)
+        crop.crop.paste(claimed, np.ones(ring.shape, dtype=bool), ring)
     return out
 
 

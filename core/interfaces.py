@@ -74,7 +74,17 @@ class DeviceComponent:
 
 
 class Detector(DeviceComponent, Component, ABC):
-    """Finds people (and/or faces) in an RGB image."""
+    """Finds people (and/or faces) in an RGB image.
+
+    A detector whose model also is a surface embedder (DensePose-CSE gives boxes and surface
+    maps from one forward) declares ``DetectorCapabilities(serves_embedder=NAME)``, attaches
+    each person's map to ``Detection.surface``, and implements::
+
+        def as_embedder(self) -> SurfaceEmbedder
+
+    an embedder sharing its model (one copy of the weights): the assembly uses it instead of
+    building the embedder ``NAME``, and it returns the attached maps without a second forward.
+    """
 
     kind = "detector"
     #: Which labels this detector reports (``"person"``, ``"face"``).

@@ -48,6 +48,8 @@ class Preset:
     extra: dict[str, Any] = field(default_factory=dict)
     #: Pipeline presets only: ``{"detector": preset, "embedder": preset, "generator": preset}``.
     parts: dict[str, str] = field(default_factory=dict)
+    #: Pipeline presets only: pipeline options it sets (e.g. ``paste_order``), flags win.
+    options: dict[str, Any] = field(default_factory=dict)
 
 
 def registry_file() -> Path:
@@ -60,7 +62,7 @@ def parse_preset(name: str, data: Any, origin: str) -> Preset:
     where = f"preset {name!r} ({origin})"
     if not isinstance(data, dict):
         raise PresetError(f"{where} must be a mapping, got {type(data).__name__}")
-    known = {"name", "kind", "component", "args", "description", "expects_embedder", "weights", "parts"}
+    known = {"name", "kind", "component", "args", "description", "expects_embedder", "weights", "parts", "options"}
     if data.get("kind") == PIPELINE:
         parts = data.get("parts")
         if not isinstance(parts, dict) or set(parts) != set(PRESET_KINDS):
@@ -72,6 +74,7 @@ def parse_preset(name: str, data: Any, origin: str) -> Preset:
             description=" ".join(str(data.get("description", "")).split()),
             origin=origin,
             parts={kind: str(parts[kind]) for kind in PRESET_KINDS},
+            options=dict(data.get("options") or {}),
         )
     for key in ("kind", "component"):
         if key not in data:

@@ -100,6 +100,8 @@ class Detection:
             ``None`` means the whole box (faces, box-only detectors).
         keypoints: ``[K, 3]`` float32 (x, y, confidence) in source pixels, or ``None``.
         label: ``"person"`` or ``"face"``.
+        surface: The person's :class:`SurfaceMap` when the detector computed it in the same
+            pass (a model serving detector and embedder); not serialized.
     """
 
     box: Box
@@ -107,6 +109,7 @@ class Detection:
     mask: np.ndarray | None = None
     keypoints: np.ndarray | None = None
     label: str = "person"
+    surface: "SurfaceMap | None" = None
 
     def __post_init__(self) -> None:
         self.box = Box(*(int(v) for v in self.box))

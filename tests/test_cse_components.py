@@ -39,20 +39,53 @@ def test_registered_as_cse_detector_and_embedder():
 
 
 def test_detections_follow_the_persons_of_the_model(detector):
+    """Boxes and masks as the paper's anonymizer takes them (SPEC 7.1-7.2: rounded XYXY boxes,
+    argmax mask resized to the box), each with its surface map from the same forward."""
     image = random_image(120, 90)
     detections = detector.detect(image)
     persons = detector.detect_persons([image], with_vertices=False, score_threshold=detector.score_threshold)[0]
     assert detections, "the random tiny model scores about 0.5 everywhere, above the 0.3 threshold"
-    kept = [p for p in persons if p.box_xywh[2] > 0 and p.box_xywh[3] > 0]
+    rounded = [Box(*torch.round(p.box).long().tolist()) for p in persons]
+    kept = [(p, box) for p, box in zip(persons, rounded) if not box.is_empty()]
     assert len(detections) == len(kept) <= detector.config.detections_per_image
-    for detection, person in zip(detections, kept):
-        x, y, w, h = person.box_xywh
-        assert detection.box == Box(x, y, x + w, y + h)
-        assert detection.box.clip(120, 90) == detection.box
+    for detection, (person, box) in zip(detections, kept):
+        assert detection.box == box and detection.box.clip(120, 90) == detection.box
         assert detection.label == "person" and 0.3 < detection.score <= 1.0
         assert detection.score == pytest.approx(person.score)
-        assert np.array_equal(detection.mask, segmentation_box_mask(person.coarse_segm_roi, h, w).numpy())
+        assert np.array_equal(detection.mask, segmentation_box_mask(person.coarse_segm_roi, box.height, box.width).numpy())
+        assert detection.surface is not None and detection.surface.box == box
+        assert np.array_equal(detection.surface.valid, detection.mask)
+        expected, _, _ = resize_to_box(person.embedding_roi, person.coarse_segm_roi, box.height, box.width)
+        assert np.allclose(detection.surface.embedding, expected.numpy(), atol=1e-6)
     assert [d.score for d in detections] == sorted((d.score for d in detections), reverse=True)
+
+
+def test_one_network_serves_detector_and_embedder_with_one_forward(detector):
+    """The detector's own embedder view: same weights object, no second backbone pass."""
+    embedder = detector.as_embedder()
+    assert embedder.network is detector
+    calls = []
+    handle = detector.backbone.register_forward_hook(lambda *args: calls.append(1))
+    try:
+        image = random_image(120, 90, 3)
+        detections = detector.detect(image)
+        surfaces = embedder.embed(image, detections)
+    finally:
+        handle.remove()
+    assert len(calls) == 1 and len(surfaces) == len(detections)
+    assert all(s is d.surface for s, d in zip(surfaces, detections))
+
+
+def test_surface_at_crop_gives_vertex_table_rows(embedder):
+    """SPEC 7.6: each crop pixel's vertex is the nearest table row, and the generator reads that row."""
+    table = embedder.mesh_vertex_embeddings
+    embedding = torch.randn(16, 12, 8)
+    mask = torch.rand(12, 8) > 0.4
+    surface, vertices = embedder.surface_at_crop(embedding, mask)
+    pixels = embedding[:, mask].t()
+    brute = torch.cdist(pixels.double(), table.double()).argmin(dim=1)
+    assert torch.equal(vertices[mask], brute) and (vertices[~mask] == 0).all()
+    assert torch.equal(surface[:, mask], table[vertices[mask]].t()) and (surface[:, ~mask] == 0).all()
 
 
 def test_detect_persons_outputs(detector):

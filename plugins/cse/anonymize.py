@@ -26,25 +26,16 @@ module has its own (see :func:`expanded_box` and :func:`paste_bodies`).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
 from sganon.core.boxes import PAPER_MIN_AREA, expand_person_box, tight_box
-from sganon.core.crops import (
-    crop_image,
-    dilate,
-    dilation_radius,
-    place_in_box,
-    resize_bilinear,
-    resize_mask_to,
-    resize_nearest,
-    to_uint8,
-)
+from sganon.core.crops import PersonCrop, paste_back, prepare_person_crop, to_uint8
 from sganon.core.errors import ConfigError, InputError
-from sganon.core.structures import Box, Crop
+from sganon.core.structures import Box, Detection, SurfaceMap
 
 #: The generator's crop size (height, width).
 CROP_SIZE = (288, 160)
@@ -92,6 +83,8 @@ class CropInputs:
         dilated: bool ``[H, W]`` ``M0`` dilated by a disk; ``mask = ~dilated``.
         vertices: int64 ``[H, W]`` nearest vertex per ``e_mask`` pixel, 0 elsewhere.
         embedding: ``[16, H, W]`` ``vertex_table[vertices] * e_mask`` (the G input).
+        crop: The same as the pipeline's :class:`~sganon.core.crops.PersonCrop` (what
+            :func:`sganon.core.crops.paste_back` writes back).
     """
 
     det_index: int
@@ -101,6 +94,7 @@ class CropInputs:
     dilated: torch.Tensor
     vertices: torch.Tensor
     embedding: torch.Tensor
+    crop: PersonCrop
 
     @property
     def mask(self) -> torch.Tensor:
@@ -201,6 +195,27 @@ def closest_vertices(pixels: torch.Tensor, vertex_table: torch.Tensor, chunk_siz
     return torch.cat(ids)
 
 
+def vertex_surface(
+    vertex_table: torch.Tensor, chunk_size: int = VERTEX_CHUNK
+) -> Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]:
+    """SPEC 7.6 as the pipeline's ``surface_at_crop`` hook: ``(embedding [E, H, W] at crop
+    resolution, mask bool [H, W]) -> (vertex_table[vertices] * mask, vertices int64 [H, W])``.
+
+    The nearest-vertex search runs on the vertex table's device; results come back on the
+    embedding's device.
+    """
+
+    def surface_at_crop(embedding: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        mask = mask.to(torch.bool)
+        vertices = torch.zeros(mask.shape, dtype=torch.int64, device=vertex_table.device)
+        on_table = mask.to(vertex_table.device)
+        vertices[on_table] = closest_vertices(embedding[:, mask].t(), vertex_table, chunk_size)
+        surface = vertex_table.to(embedding.dtype)[vertices].permute(2, 0, 1) * on_table
+        return surface.to(embedding.device), vertices.to(embedding.device)
+
+    return surface_at_crop
+
+
 def crop_inputs(
     image: np.ndarray,
     person: ExpandedInstance,
@@ -210,6 +225,9 @@ def crop_inputs(
 ) -> CropInputs:
     """SPEC 7.4-7.6: crop and resize one person to ``size``, dilate its mask, assign vertices.
 
+    This is the pipeline's own :func:`sganon.core.crops.prepare_person_crop` with the
+    nearest-vertex hook :func:`vertex_surface` and the reference's exact paste region.
+
     Args:
         image: uint8 RGB ``[H, W, 3]``.
         person: The instance and its expanded box.
@@ -217,37 +235,28 @@ def crop_inputs(
         size: Crop size (height, width).
         chunk_size: Pixels per distance matrix of the vertex search.
     """
-    instance, exp_box = person.instance, person.exp_box
-    segmentation = place_in_box(instance.segmentation, instance.box, exp_box)
-    e_mask = torch.from_numpy(resize_nearest(segmentation, size))
-    dilated = dilate(e_mask, dilation_radius(int(e_mask.sum())))
-    embedding_box = place_in_box_tensor(instance.embedding, instance.box, exp_box)
-    embedding = resize_bilinear(embedding_box, size)
-    device_mask = e_mask.to(embedding.device)
-    vertices = torch.zeros(size, dtype=torch.int64, device=vertex_table.device)
-    vertices[device_mask.to(vertex_table.device)] = closest_vertices(embedding[:, device_mask].t(), vertex_table, chunk_size)
-    table = vertex_table.to(embedding.dtype)
-    surface = table[vertices].permute(2, 0, 1) * e_mask.to(table.device)
+    instance = person.instance
+    height, width = image.shape[:2]
+    detection = Detection(instance.box, 1.0, instance.segmentation)
+    embedding = instance.embedding.detach().float().cpu().numpy()
+    surface = SurfaceMap(instance.box, embedding, instance.segmentation)
+    crop = prepare_person_crop(
+        image, detection, surface, size, int(embedding.shape[0]), min_area=0, index=instance.det_index,
+        surface_at_crop=vertex_surface(vertex_table, chunk_size), fail_safe=False,
+    )
+    if crop is None or crop.crop.box != person.exp_box:
+        raise InputError(f"detection {instance.det_index}: its crop box differs from SPEC 7.3's {person.exp_box}")
+    dilated = crop.mask[0] < 0.5
     return CropInputs(
         det_index=instance.det_index,
-        exp_box=exp_box,
-        image=crop_image(image, exp_box, size),
-        e_mask=e_mask,
+        exp_box=person.exp_box,
+        image=crop.image,
+        e_mask=dilated & (crop.border[0] < 0.5),
         dilated=dilated,
-        vertices=vertices.cpu(),
-        embedding=surface.cpu(),
+        vertices=crop.vertices.cpu(),
+        embedding=crop.embedding.cpu(),
+        crop=crop,
     )
-
-
-def place_in_box_tensor(values: torch.Tensor, source: Box, target: Box) -> torch.Tensor:
-    """Tensor version of :func:`sganon.core.crops.place_in_box` (zeros outside ``source``), on ``values``' device."""
-    out = values.new_zeros(values.shape[:-2] + (target.height, target.width))
-    common = source.intersect(target)
-    if not common.is_empty():
-        out[..., common.y0 - target.y0 : common.y1 - target.y0, common.x0 - target.x0 : common.x1 - target.x0] = values[
-            ..., common.y0 - source.y0 : common.y1 - source.y0, common.x0 - source.x0 : common.x1 - source.x0
-        ]
-    return out
 
 
 @torch.no_grad()
@@ -288,46 +297,18 @@ def generate_bodies(
 
 
 def paste_bodies(image: np.ndarray, crops: list[CropInputs], bodies: list[torch.Tensor]) -> np.ndarray:
-    """SPEC 7.8: paste generated bodies into a copy of ``image``, in the order given.
-
-    Each body, its ``e_mask`` and its dilated mask are resized to the expanded box (bilinear,
-    antialiased; masks ``> 0``). Pass 1 writes every body's ``e_mask`` pixels that no earlier
-    write claimed, then claims its ``e_mask``; pass 2 does the same with each border
-    (``e_mask XOR dilated``). Unlike :func:`sganon.core.crops.paste_back`, pass 2 also claims
-    (an earlier border wins over a later one) and the written region is exactly the resized
-    dilated mask, as in the official ``stitch_image``.
-    """
-    out = image.copy()
-    height, width = image.shape[:2]
-    claimed = np.zeros((height, width), dtype=bool)
-    patches, persons, borders = [], [], []
-    for crop, body in zip(crops, bodies, strict=True):
-        size = (crop.exp_box.height, crop.exp_box.width)
-        values = resize_bilinear(body.float(), size)
-        patches.append(torch.round(values).clamp(0, 255).to(torch.uint8).permute(1, 2, 0).numpy())
-        person, dilated = pasted_masks(crop)
-        persons.append(person)
-        borders.append(person ^ dilated)
-    for regions in (persons, borders):
-        for crop, patch, region in zip(crops, patches, regions):
-            frame = Crop(crop.exp_box, tuple(crop.e_mask.shape))
-            frame.paste(out, patch, region & ~frame.extract(claimed, fill=True))
-            frame.paste(claimed, np.ones(region.shape, dtype=bool), region)
-    return out
-
-
-def pasted_masks(crop: CropInputs) -> tuple[np.ndarray, np.ndarray]:
-    """``e_mask`` and the dilated mask resized to the expanded box (bilinear, antialiased, ``> 0``)."""
-    size = (crop.exp_box.height, crop.exp_box.width)
-    return resize_mask_to(crop.e_mask, size), resize_mask_to(crop.dilated, size)
+    """SPEC 7.8: paste generated bodies into a copy of ``image``, in the order given, with the
+    pipeline's :func:`sganon.core.crops.paste_back` (pass 1 person pixels, pass 2 the rings;
+    each pass claims what it writes, first writer wins)."""
+    return paste_back(image, [crop.crop for crop in crops], bodies)
 
 
 def paste_region(image_height: int, image_width: int, crops: list[CropInputs]) -> np.ndarray:
     """bool ``[H, W]``: every pixel :func:`paste_bodies` may write (the union of the resized dilated masks)."""
     region = np.zeros((image_height, image_width), dtype=bool)
     for crop in crops:
-        dilated = pasted_masks(crop)[1]
-        Crop(crop.exp_box, tuple(crop.e_mask.shape)).paste(region, np.ones(dilated.shape, dtype=bool), dilated)
+        frame = crop.crop.crop
+        frame.paste(region, np.ones(crop.crop.region.shape, dtype=bool), crop.crop.region)
     return region
 
 

@@ -3,13 +3,19 @@
 Both *are* the DensePose-CSE network (:class:`DensePoseCSE`, so their ``state_dict()`` holds
 the detectron2 checkpoint names) with the pipeline interface on top:
 
-* :class:`CSEDetector` -> :class:`~sganon.core.structures.Detection` per person: the box
-  ``(x, y, x + w, y + h)`` with ``x, y, w, h`` truncated from the float detectron2 box
-  (DensePose's placement), the score, and the coarse mask ``S_box`` over that box.
+* :class:`CSEDetector` -> :class:`~sganon.core.structures.Detection` per person as the
+  paper's anonymizer sees it (V-SAM SPEC 7.1-7.2, :func:`.anonymize.instances_from_predictor`):
+  the rounded XYXY box, the score, the mask ``S_box`` over that box, and the person's
+  surface map from the same forward in ``Detection.surface``. ``as_embedder()`` is an
+  embedder sharing the detector's network (one copy of the weights, no second forward).
 * :class:`CSEEmbedder` -> :class:`~sganon.core.structures.SurfaceMap` per detection, over
-  the detection's box (V-SAM SPEC section 7.2): ``embedding`` = the raw 16-d CSE embedding
-  bilinearly resized (align_corners=False) from the 112x112 ROI grid to ``[16, h, w]``;
-  ``valid`` = ``S_box``; ``vertices`` = closest mesh vertex of each valid pixel, 0 elsewhere.
+  the detection's box: ``embedding`` = the raw 16-d CSE embedding bilinearly resized
+  (align_corners=False) from the 112x112 ROI grid to ``[16, h, w]``; ``valid`` = ``S_box``;
+  ``vertices`` = closest mesh vertex of each valid pixel, 0 elsewhere.
+
+Both embedders implement ``surface_at_crop`` (SPEC 7.6): the vertex of each crop pixel is
+the nearest vertex-table row to the crop-resolution embedding, and the generator reads that
+row (:func:`.anonymize.vertex_surface`, on the model's device).
 
 ``S_box`` is SPEC section 7.1/7.2's mask: the 112x112 argmax of the coarse segmentation,
 bilinearly resized to the box as a 0/1 map, then ``> 0``.
@@ -23,11 +29,12 @@ import numpy as np
 import torch
 
 from sganon.core.errors import InputError
-from sganon.core.capabilities import EmbedderCapabilities
+from sganon.core.capabilities import DetectorCapabilities, EmbedderCapabilities
 from sganon.core.interfaces import Detector, SurfaceEmbedder
 from sganon.core.registry import MODELS
-from sganon.core.structures import Box, Detection, SurfaceMap
+from sganon.core.structures import Detection, SurfaceMap
 
+from .anonymize import instances_from_predictor, vertex_surface
 from .checkpoint import load_weights_into
 from .config import CSEConfig
 from .model import DensePoseCSE
@@ -120,16 +127,84 @@ class CSEDetector(CSENetwork, Detector):
     def default_args(cls, profile: str = "paper") -> dict[str, Any]:
         return {**default_cse_args(profile), "score_threshold": 0.3}
 
+    @classmethod
+    def capabilities(cls, args: dict[str, Any]) -> DetectorCapabilities:
+        return DetectorCapabilities(labels=("person",), serves_embedder=CSEEmbedder.name)
+
     def detect(self, image: np.ndarray) -> list[Detection]:
         persons = self.detect_persons([image], with_vertices=False, score_threshold=self.score_threshold)[0]
+        if not persons:
+            return []
+        boxes = torch.stack([p.box for p in persons])
+        densepose = {
+            "boxes_xywh": torch.cat((boxes[:, :2], boxes[:, 2:] - boxes[:, :2]), dim=1),
+            "coarse_segm": torch.stack([p.coarse_segm_roi for p in persons]),
+            "embedding": torch.stack([p.embedding_roi for p in persons]),
+        }
         detections = []
-        for person in persons:
-            x, y, w, h = person.box_xywh
-            if w <= 0 or h <= 0:
-                continue
-            mask = segmentation_box_mask(person.coarse_segm_roi, h, w)
-            detections.append(Detection(Box(x, y, x + w, y + h), min(max(person.score, 0.0), 1.0), mask.cpu().numpy()))
+        for instance in instances_from_predictor(densepose, *image.shape[:2]):
+            score = min(max(persons[instance.det_index].score, 0.0), 1.0)
+            surface = SurfaceMap(instance.box, instance.embedding.cpu().numpy(), instance.segmentation)
+            detections.append(Detection(instance.box, score, instance.segmentation, surface=surface))
         return detections
+
+    def as_embedder(self) -> "SharedCSEEmbedder":
+        """An embedder on this detector's network (one copy of the weights)."""
+        return SharedCSEEmbedder(self)
+
+
+def embed_detections(
+    network: DensePoseCSE, image: np.ndarray, detections: list[Detection], chunk_size: int
+) -> list[SurfaceMap]:
+    """Surface maps of ``detections``: the ones they carry (same forward), else one DensePose pass."""
+    if all(d.surface is not None and d.surface.box == d.box for d in detections):
+        return [d.surface for d in detections]  # type: ignore[misc]
+    for detection in detections:
+        if detection.box.is_empty():
+            raise InputError(f"cannot embed a detection with an empty box {detection.box}")
+    boxes = torch.tensor([list(d.box) for d in detections], dtype=torch.float64)
+    outputs = network.densepose_from_boxes([image], [boxes], with_vertices=False)
+    vertex_embeddings = network.mesh_vertex_embeddings
+    surfaces = []
+    for detection, e, s in zip(detections, outputs["embedding"], outputs["coarse_segm"]):
+        height, width = detection.box.height, detection.box.width
+        embedding, _, _ = resize_to_box(e, s, height, width)
+        valid = segmentation_box_mask(s, height, width)
+        vertices = closest_vertices_in_box(embedding, valid, vertex_embeddings, chunk_size)
+        surfaces.append(SurfaceMap(detection.box, embedding.cpu().numpy(), valid.cpu().numpy(), vertices.cpu().numpy()))
+    return surfaces
+
+
+class SharedCSEEmbedder(SurfaceEmbedder):
+    """The ``cse`` embedder on a :class:`CSEDetector`'s network (from ``detector.as_embedder()``).
+
+    Not registered: the assembly makes it when the detector serves the embedder role.
+    """
+
+    name: ClassVar[str] = "cse"
+    description: ClassVar[str] = "DensePose-CSE surface embedding sharing the cse detector's network"
+
+    def __init__(self, network: DensePoseCSE, chunk_size: int = DEFAULT_CHUNK_SIZE) -> None:
+        self.network = network
+        self.chunk_size = int(chunk_size)
+
+    @classmethod
+    def capabilities(cls, args: dict[str, Any]) -> EmbedderCapabilities:
+        return CSEEmbedder.capabilities(args)
+
+    def to(self, device: str | torch.device) -> "SharedCSEEmbedder":
+        self.network.to(device)
+        return self
+
+    @property
+    def device(self) -> torch.device:  # type: ignore[override]
+        return self.network.device
+
+    def embed(self, image: np.ndarray, detections: list[Detection]) -> list[SurfaceMap]:
+        return embed_detections(self.network, image, detections, self.chunk_size) if detections else []
+
+    def surface_at_crop(self, embedding: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return vertex_surface(self.network.mesh_vertex_embeddings, self.chunk_size)(embedding, mask)
 
 
 @MODELS.register_module()
@@ -165,24 +240,10 @@ class CSEEmbedder(CSENetwork, SurfaceEmbedder):
     @classmethod
     def capabilities(cls, args: dict[str, Any]) -> EmbedderCapabilities:
         config = CSEConfig.resolve(args.get("variant", "R101_FPN_DL"), args.get("overrides"))
-        return EmbedderCapabilities(surface_channels=config.embed_size, vertices=True)
+        return EmbedderCapabilities(surface_channels=config.embed_size, vertices=True, crop_surface=True)
 
     def embed(self, image: np.ndarray, detections: list[Detection]) -> list[SurfaceMap]:
-        if not detections:
-            return []
-        for detection in detections:
-            if detection.box.is_empty():
-                raise InputError(f"cannot embed a detection with an empty box {detection.box}")
-        boxes = torch.tensor([list(d.box) for d in detections], dtype=torch.float64)
-        outputs = self.densepose_from_boxes([image], [boxes], with_vertices=False)
-        vertex_embeddings = self.mesh_vertex_embeddings
-        surfaces = []
-        for detection, e, s in zip(detections, outputs["embedding"], outputs["coarse_segm"]):
-            height, width = detection.box.height, detection.box.width
-            embedding, _, _ = resize_to_box(e, s, height, width)
-            valid = segmentation_box_mask(s, height, width)
-            vertices = closest_vertices_in_box(embedding, valid, vertex_embeddings, self.chunk_size)
-            surfaces.append(
-                SurfaceMap(detection.box, embedding.cpu().numpy(), valid.cpu().numpy(), vertices.cpu().numpy())
-            )
-        return surfaces
+        return embed_detections(self, image, detections, self.chunk_size) if detections else []
+
+    def surface_at_crop(self, embedding: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return vertex_surface(self.mesh_vertex_embeddings, self.chunk_size)(embedding, mask)
