@@ -10,7 +10,8 @@ Usage::
     python benchmarks/bench_pipeline.py                       # CPU, default (baseline) generator
     python benchmarks/bench_pipeline.py --device cuda          # generator on the GPU
     python benchmarks/bench_pipeline.py --generator vsam --random-weights --device cuda
-        # timing of an untrained generator of the paper's size (no weights needed)
+        # the realistic pipeline sganon.fba-cse (DensePose-CSE R101-FPN-DL detector serving as
+        # embedder + V-SAM config E) with untrained full-size weights (no weights needed)
 
 Prints one table row per person count (mean of --repeats runs after one warm-up) and the
 video fps; ``--json FILE`` also writes the figures.
@@ -64,28 +65,43 @@ def build_anonymizer(args: argparse.Namespace):
     import torch
     from sganon.core.anonymizer import Anonymizer
     from sganon.core.assembly import PipelineOptions, PipelineParts, assemble, to_device
-    from sganon.core.components import build_component, component_class
+    from sganon.core.components import build_component
+    from sganon.core.presets import get_preset
 
     torch.set_num_threads(args.threads)
-    options = PipelineOptions(batch_size=args.batch_size, device=args.device)
     detector = "none" if args.given_detections else None
     face_detector = "none" if args.given_detections else None
     if not args.random_weights:
         parts = assemble(args.generator, args.preset, args.embedder, detector, face_detector, device=args.device)
-        return Anonymizer(parts, options)
-    # Random full-size weights: the architecture without imported checkpoints.
-    baseline = assemble("pixelate", None, None, detector, face_detector, device=args.device)
-    cls = component_class("generator", args.generator)
-    caps = cls.capabilities(cls.default_args("paper"))
+        return Anonymizer(parts, PipelineOptions(batch_size=args.batch_size, device=args.device, **parts.options))
+    # Random full-size weights: the pipeline preset's parts, untrained (no imported checkpoints).
+    pipeline = get_preset(args.preset or "sganon.fba-cse")
+    parts_of = {kind: get_preset(name) for kind, name in pipeline.parts.items()}
+    generator_preset = parts_of["generator"]
+    if args.generator and args.generator != generator_preset.component:
+        raise SystemExit(f"--random-weights runs {pipeline.name}, whose generator is {generator_preset.component}")
+    baseline = assemble("pixelate", None, None, "none", face_detector, device=args.device)
+    generator = build_component("generator", generator_preset.component, **generator_preset.args).eval()
+    person_detector = None
+    if not args.given_detections:
+        detector_preset = parts_of["detector"]
+        person_detector = build_component("detector", detector_preset.component, **detector_preset.args, device="cpu")
+    embedder_preset = parts_of["embedder"]
+    if person_detector is not None:
+        embedder = person_detector.as_embedder()  # one network for both roles, as the assembly does
+    else:
+        embedder = build_component("embedder", embedder_preset.component, **embedder_preset.args, device="cpu")
     parts = PipelineParts(
-        generator=build_component("generator", args.generator).eval(),
-        generator_label=f"{args.generator} (random weights)",
-        generator_caps=caps,
+        generator=generator,
+        generator_label=f"{pipeline.name} (random weights)",
+        generator_caps=type(generator).capabilities({**type(generator).default_args("paper"), **generator_preset.args}),
         region_generator=baseline.region_generator,
-        detector=baseline.detector,
+        detector=person_detector,
         face_detector=baseline.face_detector,
-        embedder=build_component("embedder", args.embedder) if caps.surface_channels else None,
+        embedder=embedder,
+        options=dict(pipeline.options),
     )
+    options = PipelineOptions(batch_size=args.batch_size, device=args.device, **parts.options)
     return Anonymizer(to_device(parts, args.device), options)
 
 
@@ -147,8 +163,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--generator", default=None, help="generator component (default: sganon's default choice)")
     parser.add_argument("--preset", default=None, help="generator preset")
-    parser.add_argument("--embedder", default=None, help="embedder (with --random-weights: default bones)")
-    parser.add_argument("--random-weights", action="store_true", help="build --generator untrained (timing only)")
+    parser.add_argument("--embedder", default=None, help="embedder (default: the one the generator expects)")
+    parser.add_argument(
+        "--random-weights", action="store_true", help="run the pipeline preset (default sganon.fba-cse) untrained"
+    )
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--threads", type=int, default=2, help="torch CPU threads")
@@ -162,14 +180,11 @@ def main() -> None:
     )
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args()
-    if args.random_weights and not args.generator:
-        parser.error("--random-weights needs --generator")
-    if args.random_weights and not args.embedder:
-        args.embedder = "bones"
     anonymizer = build_anonymizer(args)
-    print(f"generator: {anonymizer.choice.label}, device {args.device}", flush=True)
+    label = anonymizer.parts.generator_label
+    print(f"generator: {label}, device {args.device}, torch {__import__('torch').__version__}", flush=True)
     figures = {
-        "generator": anonymizer.choice.label,
+        "generator": label,
         "device": args.device,
         "images": bench_images(anonymizer, args.repeats, args.given_detections),
     }
