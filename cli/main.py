@@ -25,6 +25,7 @@ COMMAND_MODULES = [
     "sganon.cli.data_cmd",
     "sganon.cli.weights_cmd",
     "sganon.cli.check_reference_cmd",
+    "sganon.cli.audit_cmd",
 ]
 
 

@@ -130,7 +130,7 @@ class FaceFinder:
     def __init__(
         self,
         min_score: float = 0.5,
-        centerface_score: float = 0.5,
+        centerface_score: float = 0.4,
         min_tile_side: int = 200,
         centerface_max_side: int = 1280,
         rotations: bool = True,
@@ -212,7 +212,7 @@ class OfflineFaceDetector(Detector):
     def __init__(
         self,
         min_score: float = 0.5,
-        centerface_score: float = 0.5,
+        centerface_score: float = 0.4,
         min_tile_side: int = 200,
         centerface_max_side: int = 1280,
         rotations: bool = True,
@@ -336,6 +336,7 @@ class OfflinePersonDetector(Detector):
         keypoints = pose.keypoints.copy()
         keypoints[:, 0] += inside.x0
         keypoints[:, 1] += inside.y0
+        mask = self.mask_of(pose, inside)
         if face is not None:
             nose_x, nose_y = keypoints[0, :2]
             grown = Box(
@@ -345,9 +346,13 @@ class OfflinePersonDetector(Detector):
                 face.y1 + face.height // 2,
             )
             if not (grown.x0 <= nose_x < grown.x1 and grown.y0 <= nose_y < grown.y1):
-                return None
-        mask = self.mask_of(pose, inside)
-        if mask is None:
+                # Pose locked on someone else (crowds): keep the segmented pixels in a body-wide
+                # column under this face as its body, without keypoints (fails safe).
+                if mask is None:
+                    return None
+                mask = mask & body_column(face, inside)
+                keypoints = None
+        if mask is None or not mask.any():
             return None
         new = mask & ~covered[inside.y0 : inside.y1, inside.x0 : inside.x1]
         if new.sum() < 0.5 * mask.sum():  # mostly a person found before
@@ -395,6 +400,15 @@ class OfflinePersonDetector(Detector):
                 return False
         persons.append(person)
         return True
+
+
+def body_column(face: Box, crop: Box) -> np.ndarray:
+    """Bool ``[crop.height, crop.width]``: a column 3 faces wide from the top of ``face`` down."""
+    size = max(face.height, face.width)
+    cx = (face.x0 + face.x1) / 2 - crop.x0
+    columns = np.abs(np.arange(crop.width) + 0.5 - cx) <= 1.5 * size
+    rows = np.arange(crop.height) >= face.y0 - 0.3 * size - crop.y0
+    return rows[:, None] & columns[None, :]
 
 
 def body_below(face: Box) -> Box:
