@@ -54,7 +54,7 @@ def square_tiles(height: int, width: int, per_short_side: int, overlap: float = 
         if length <= side:
             return [0]
         count = math.ceil((length - side) / (side * (1 - overlap / 2))) + 1
-        return [round(i * (length - side) / (count - 1)) for i in range(count)]
+        return sorted({round(i * (length - side) / (count - 1)) for i in range(count)})
 
     return [Box(x0, y0, x0 + side, y0 + side) for y0 in starts(height) for x0 in starts(width)]
 
