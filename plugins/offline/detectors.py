@@ -110,6 +110,16 @@ def scan_tiles(
     return found
 
 
+def rgb_pixels(image: np.ndarray) -> np.ndarray:
+    """The 3-channel RGB the models expect: a grayscale ``[H, W]`` (or ``[H, W, 1]``) image is
+    repeated into three equal channels, an alpha channel dropped."""
+    if image.ndim == 2:
+        image = image[..., None]
+    if image.shape[2] == 1:
+        image = np.repeat(image, 3, axis=2)
+    return np.ascontiguousarray(image[..., :3])
+
+
 def image_key(image: np.ndarray) -> bytes:
     return hashlib.blake2b(np.ascontiguousarray(image).data, digest_size=16).digest() + repr(image.shape).encode()
 
@@ -123,6 +133,7 @@ class FaceFinder:
         min_tile_side: MediaPipe also runs on square tiles (2, then 3 across the short
             side) while a tile keeps at least this many pixels.
         centerface_max_side: CenterFace runs on a copy whose long side is at most this.
+        centerface_min_side: Smaller images are enlarged (up to 2x) to this long side for it.
         rotations: Also run MediaPipe on copies turned by 90 and 270 degrees.
         use_centerface: Run CenterFace at all (off: MediaPipe only, faster).
     """
@@ -133,9 +144,11 @@ class FaceFinder:
         centerface_score: float = 0.4,
         min_tile_side: int = 200,
         centerface_max_side: int = 1280,
+        centerface_min_side: int = 640,
         rotations: bool = True,
         use_centerface: bool = True,
     ) -> None:
+        self.centerface_min_side = centerface_min_side
         self.models = MediaPipeModels(min_face_score=min_score)
         self.centerface = CenterFace() if use_centerface else None
         self.centerface_score = centerface_score
@@ -157,12 +170,18 @@ class FaceFinder:
     def centerface_faces(self, image: np.ndarray) -> list[ScoredBox]:
         if self.centerface is None:
             return []
-        scale = min(1.0, self.centerface_max_side / max(image.shape[:2]))
+        long_side = max(image.shape[:2])
+        # Large images are scaled down to bound the cost; small ones up (at most 2x), so the
+        # faces of a small picture reach the sizes CenterFace finds reliably (~16 px and up).
+        scale = min(1.0, self.centerface_max_side / long_side)
+        if long_side < self.centerface_min_side:
+            scale = min(2.0, self.centerface_min_side / long_side)
         return self.centerface.detect(image, self.centerface_score, scale)
 
     def find(self, image: np.ndarray) -> list[ScoredBox]:
         """Face boxes (inside the image) and scores, merged by NMS; the last image's result is
         kept, so the person detector and the face detector share one run."""
+        image = rgb_pixels(image)
         key = image_key(image)
         if self._last is not None and self._last[0] == key:
             return list(self._last[1])
@@ -297,6 +316,7 @@ class OfflinePersonDetector(Detector):
         return found
 
     def detect(self, image: np.ndarray) -> list[Detection]:
+        image = rgb_pixels(image)
         height, width = image.shape[:2]
         proposals: list[ScoredBox] = []
         for per_side in tile_scales(height, width, self.min_tile_side, self.max_tiles_per_side):
