@@ -22,6 +22,8 @@ copy, as the pipeline does.
 Usage::
 
     python benchmarks/bench_detection_recall.py [--json FILE] [--only NAME]
+    python benchmarks/bench_detection_recall.py --write-variants variants/   # the images only, then:
+    sganon anonymize variants/ -o anonymized/ && sganon audit variants/ anonymized/ -o report/
 """
 
 from __future__ import annotations
@@ -175,7 +177,7 @@ def measure(name: str, image: np.ndarray, faces: list[Box], persons_face, person
     start = time.perf_counter()
     parts["centerface"] = [b for b, _ in finder.centerface_faces(image)]
     row["seconds_centerface"] = time.perf_counter() - start
-    for per_side in tile_scales(height, width, finder.min_tile_side):
+    for per_side in tile_scales(height, width, finder.min_tile_side, 3):
         start = time.perf_counter()
         parts[f"mediapipe-{per_side}"] = [b for b, _ in scan_tiles(finder.models.detect_faces, image, per_side)]
         row[f"seconds_mediapipe-{per_side}"] = time.perf_counter() - start
@@ -223,6 +225,12 @@ def main() -> None:
     parser.add_argument("--json", type=Path, default=None)
     parser.add_argument("--only", default=None, help="only images whose name contains this")
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument(
+        "--write-variants",
+        type=Path,
+        default=None,
+        help="only write the test images as PNG into this folder (for `sganon anonymize` + `sganon audit`)",
+    )
     args = parser.parse_args()
     import torch
 
@@ -246,6 +254,13 @@ def main() -> None:
     for size, heights in (((576, 768), [60, 80, 95, 105, 115, 120]), ((720, 1280), [60, 70, 85, 100, 110, 120])):
         frame, faces, pasted = surveillance(people, size, heights)
         cases.append((f"surveillance-{size[1]}x{size[0]}", frame, faces, pasted))
+    if args.write_variants:
+        for name, image, _, _ in cases:
+            path = args.write_variants / f"{name.replace('/', '-')}.png"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            Image.fromarray(image).save(path)
+        print(f"wrote {len(cases)} images to {args.write_variants}")
+        return
     rows = []
     for name, image, faces, pasted in cases:
         if args.only and args.only not in name:
@@ -262,6 +277,25 @@ def main() -> None:
         )
     if args.json:
         args.json.write_text(json.dumps(rows, indent=2))
+    print(markdown(rows))
+
+
+def markdown(rows: list[dict]) -> str:
+    """The figures as a markdown table (the one in docs/offline-models.md)."""
+    models = ["centerface", "mediapipe-1", "mediapipe-2", "mediapipe-3", "mediapipe-turned", "ensemble"]
+    lines = [
+        "| image | size | faces | " + " | ".join(models) + " | faces anonymized | persons covered | BlazePose 1/2/3 | s faces + persons |",
+        "|---" * (len(models) + 7) + "|",
+    ]
+    for row in rows:
+        cells = [str(row.get(f"faces_{m}", "-")) for m in models]
+        pose = "/".join(str(row.get(f"bodies_pose-{n}", "-")) for n in (1, 2, 3))
+        lines.append(
+            f"| {row['image']} | {row['size']} | {row['faces']} | " + " | ".join(cells)
+            + f" | {row['faces_anonymized']} | {row['persons_covered']}/{row['persons']} | {pose}"
+            + f" | {row['seconds_faces']:.1f} + {row['seconds_persons']:.1f} |"
+        )
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":

@@ -130,10 +130,11 @@ class FaceFinder:
     Args:
         min_score: Minimum MediaPipe face score.
         centerface_score: Minimum CenterFace heatmap score.
-        min_tile_side: MediaPipe also runs on square tiles (2, then 3 across the short
-            side) while a tile keeps at least this many pixels.
+        min_tile_side: MediaPipe also runs on square tiles (2 across the short side, and 3
+            without CenterFace) while a tile keeps at least this many pixels.
         centerface_max_side: CenterFace runs on a copy whose long side is at most this.
         centerface_min_side: Smaller images are enlarged (up to 2x) to this long side for it.
+        centerface_max_pixels: ... and to at most this many pixels (720p: x0.81).
         rotations: Also run MediaPipe on copies turned by 90 and 270 degrees.
         use_centerface: Run CenterFace at all (off: MediaPipe only, faster).
     """
@@ -145,10 +146,12 @@ class FaceFinder:
         min_tile_side: int = 200,
         centerface_max_side: int = 1280,
         centerface_min_side: int = 640,
+        centerface_max_pixels: int = 600_000,
         rotations: bool = True,
         use_centerface: bool = True,
     ) -> None:
         self.centerface_min_side = centerface_min_side
+        self.centerface_max_pixels = centerface_max_pixels
         self.models = MediaPipeModels(min_face_score=min_score)
         self.centerface = CenterFace() if use_centerface else None
         self.centerface_score = centerface_score
@@ -158,11 +161,15 @@ class FaceFinder:
         self._last: tuple[bytes, list[ScoredBox]] | None = None
 
     def mediapipe(self, image: np.ndarray, turns: int = 0) -> list[ScoredBox]:
-        """MediaPipe full-range faces on the image (turned ``turns`` x 90 degrees) and its tiles."""
+        """MediaPipe full-range faces on the image's square tiles, 1 and 2 across the short side
+        (3 too without CenterFace, which finds the small faces); on copies turned ``turns`` x 90
+        degrees only 1 (sideways pictures rarely have tiny faces). Measured in
+        benchmarks/bench_detection_recall.py."""
         height, width = image.shape[:2]
         turned = np.ascontiguousarray(np.rot90(image, turns)) if turns else image
         found = []
-        for per_side in tile_scales(height, width, self.min_tile_side):
+        finest = 1 if turns else (2 if self.centerface is not None else 3)
+        for per_side in tile_scales(height, width, self.min_tile_side, finest):
             for box, score in scan_tiles(self.models.detect_faces, turned, per_side):
                 found.append((unrotate_box(box, turns, height, width), score))
         return found
@@ -170,21 +177,26 @@ class FaceFinder:
     def centerface_faces(self, image: np.ndarray) -> list[ScoredBox]:
         if self.centerface is None:
             return []
-        long_side = max(image.shape[:2])
-        # Large images are scaled down to bound the cost; small ones up (at most 2x), so the
-        # faces of a small picture reach the sizes CenterFace finds reliably (~16 px and up).
-        scale = min(1.0, self.centerface_max_side / long_side)
+        height, width = image.shape[:2]
+        long_side = max(height, width)
+        # Large images are scaled down to bound the cost (a pixel budget, so a wide picture
+        # keeps more resolution than a long-side limit would give it); small ones up (at most
+        # 2x), so the faces of a small picture reach the sizes CenterFace finds (~12 px and up).
+        scale = min(1.0, self.centerface_max_side / long_side, math.sqrt(self.centerface_max_pixels / (height * width)))
         if long_side < self.centerface_min_side:
             scale = min(2.0, self.centerface_min_side / long_side)
         return self.centerface.detect(image, self.centerface_score, scale)
 
     def find(self, image: np.ndarray) -> list[ScoredBox]:
-        """Face boxes (inside the image) and scores, merged by NMS; the last image's result is
-        kept, so the person detector and the face detector share one run."""
+        """Face boxes (inside the image) and scores, merged by NMS. The result is kept for one
+        more call with the same image, so the person detector (which seeds bodies from faces)
+        and the face detector share one run per image."""
         image = rgb_pixels(image)
         key = image_key(image)
         if self._last is not None and self._last[0] == key:
-            return list(self._last[1])
+            found = self._last[1]
+            self._last = None  # serve one repeat only: a later call (e.g. a benchmark) recomputes
+            return list(found)
         found = self.centerface_faces(image) + self.mediapipe(image)
         if self.rotations:
             found += self.mediapipe(image, 1) + self.mediapipe(image, 3)
