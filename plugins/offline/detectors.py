@@ -230,6 +230,8 @@ class OfflineFaceDetector(Detector):
         min_tile_side: Smallest tile side of MediaPipe's tiled scan.
         centerface_max_side: CenterFace input long side at most this (larger images are
             scaled down for it).
+        centerface_min_side: Smaller images are enlarged (up to 2x) to this long side for CenterFace.
+        centerface_max_pixels: CenterFace input at most this many pixels.
         rotations: Also look for faces turned by 90 degrees either way.
         use_centerface: Include CenterFace (off: MediaPipe only).
     """
@@ -246,6 +248,8 @@ class OfflineFaceDetector(Detector):
         centerface_score: float = 0.4,
         min_tile_side: int = 200,
         centerface_max_side: int = 1280,
+        centerface_min_side: int = 640,
+        centerface_max_pixels: int = 600_000,
         rotations: bool = True,
         use_centerface: bool = True,
     ) -> None:
@@ -254,6 +258,8 @@ class OfflineFaceDetector(Detector):
             centerface_score=centerface_score,
             min_tile_side=min_tile_side,
             centerface_max_side=centerface_max_side,
+            centerface_min_side=centerface_min_side,
+            centerface_max_pixels=centerface_max_pixels,
             rotations=rotations,
             use_centerface=use_centerface,
         )
@@ -340,11 +346,13 @@ class OfflinePersonDetector(Detector):
         for box, score in non_maximum_suppression(proposals, 0.5):
             self.add_person(persons, covered, self.person_in(image, box, score, covered))
         if self.faces is not None:
-            for face, score in self.faces.find(image):
+            faces = self.faces.find(image)
+            for face, score in faces:
                 inside = covered[face.y0 : face.y1, face.x0 : face.x1]
                 if inside.size and inside.mean() > 0.5:
                     continue
                 self.add_person(persons, covered, self.person_in(image, body_below(face), score, covered, face=face))
+            persons = [with_face(person, faces, height, width) for person in persons]
         return persons
 
     def add_person(self, persons: list[Detection], covered: np.ndarray, person: Detection | None) -> None:
@@ -432,6 +440,29 @@ class OfflinePersonDetector(Detector):
                 return False
         persons.append(person)
         return True
+
+
+def with_face(person: Detection, faces: list[ScoredBox], height: int, width: int, margin: float = 0.15) -> Detection:
+    """``person`` with the boxes of the faces it mostly covers, grown by ``margin`` on each
+    side, added to its mask (segmentation often stops at the hairline or a cheek)."""
+    mask = person.mask_in_image(height, width)
+    grown_faces = []
+    for face, _ in faces:
+        inside = mask[face.y0 : face.y1, face.x0 : face.x1]
+        if inside.size and inside.mean() > 0.5:
+            dx, dy = round(face.width * margin), round(face.height * margin)
+            grown_faces.append(Box(face.x0 - dx, face.y0 - dy, face.x1 + dx, face.y1 + dy).clip(height, width))
+    if not grown_faces:
+        return person
+    for face in grown_faces:
+        mask[face.y0 : face.y1, face.x0 : face.x1] = True
+    box = Box(
+        min([person.box.x0] + [f.x0 for f in grown_faces]),
+        min([person.box.y0] + [f.y0 for f in grown_faces]),
+        max([person.box.x1] + [f.x1 for f in grown_faces]),
+        max([person.box.y1] + [f.y1 for f in grown_faces]),
+    )
+    return Detection(box, person.score, mask[box.y0 : box.y1, box.x0 : box.x1], person.keypoints, person.label)
 
 
 def body_column(face: Box, crop: Box) -> np.ndarray:
