@@ -14,9 +14,12 @@ import click
               help="Face detector component(s) (repeatable); see `sganon plugins list`.")
 @click.option("--min-replaced", type=click.FloatRange(0.0, 1.0), default=0.7, show_default=True,
               help="Fraction of a face box that must differ for the face to count as replaced.")
-@click.option("--tolerance", type=click.IntRange(0, 255), default=12, show_default=True,
-              help="Per-channel difference above which a pixel counts as replaced (absorbs JPEG noise).")
-def audit(originals: str, anonymized: str, output: str, detectors: tuple[str, ...], min_replaced: float, tolerance: int) -> None:
+@click.option("--tolerance", type=click.IntRange(0, 255), default=None,
+              help="Per-channel difference above which a pixel counts as replaced [default: 12 for JPEG/WebP "
+                   "outputs (re-encoding noise), 0 for lossless ones].")
+def audit(
+    originals: str, anonymized: str, output: str, detectors: tuple[str, ...], min_replaced: float, tolerance: int | None
+) -> None:
     """Compare ORIGINALS with ANONYMIZED (two images, or two folders whose images match by name
     without extension) and write a self-contained HTML report and a JSON summary.
 

@@ -2,8 +2,9 @@
 
 For each pair (original, anonymized) of images of the same size:
 
-* the *replaced* pixels are those that differ (any channel by more than a tolerance, so
-  JPEG re-encoding noise does not count);
+* the *replaced* pixels are those that differ (exactly for lossless outputs; by more than
+  a tolerance for JPEG/WebP, whose re-encoding changes every pixel a little), closed so
+  that pixelated blocks count whole;
 * every face the face detectors find in the original is checked: the fraction of its
   box that was replaced, and whether the detectors still find a face there in the
   anonymized image;
@@ -35,8 +36,11 @@ from .structures import Box, Detection
 
 #: Default fraction of a face box that must be replaced for the face to count as anonymized.
 MIN_REPLACED = 0.7
-#: Default per-channel difference above which a pixel counts as replaced.
+#: Per-channel difference above which a pixel counts as replaced, when the anonymized image
+#: is lossy (JPEG, WebP): absorbs re-encoding noise. Lossless outputs are compared exactly
+#: (any difference), so a pixelated dark, blurred or low-contrast face still counts as replaced.
 TOLERANCE = 12
+LOSSY_FORMATS = frozenset({"JPEG", "WEBP", "MPO"})
 #: Default closing radius of the replaced-pixel mask (see :func:`replaced_pixels`).
 CLOSE_RADIUS = 4
 #: Faces found only in the anonymized image (not in the original) count as left from this score:
@@ -155,6 +159,7 @@ class PairAudit:
     width: int = 0
     height: int = 0
     replaced_fraction: float = 0.0
+    tolerance: int = 0
     faces: list[FaceCheck] = field(default_factory=list)
     error: str | None = None
 
@@ -168,7 +173,7 @@ class AuditReport:
     pairs: list[PairAudit]
     detectors: list[str]
     min_replaced: float
-    tolerance: int
+    tolerance: int | None
 
     @property
     def faces(self) -> int:
@@ -327,7 +332,8 @@ def render_html(report: AuditReport, thumbnails: dict[str, list[str]]) -> str:
         f"<style>{style}</style></head><body><h1>sganon audit</h1>"
         f"<p class='{'good' if report.passed else 'bad'}'><b>{status}</b>. {len(report.pairs)} image pair(s), "
         f"{report.faces} face(s) in the originals; detectors: {escape(', '.join(report.detectors))}; a face counts "
-        f"as replaced when at least {report.min_replaced:.0%} of its box differs (tolerance {report.tolerance}).</p>"
+        f"as replaced when at least {report.min_replaced:.0%} of its box differs (tolerance "
+        f"{'auto: 0 lossless, ' + str(TOLERANCE) + ' lossy' if report.tolerance is None else report.tolerance}).</p>"
         "<table><tr><th>image</th><th>faces</th><th>left</th><th>replaced pixels</th><th>result</th></tr>"
         f"{''.join(rows)}</table>{''.join(sections)}</body></html>"
     )
@@ -339,17 +345,22 @@ def audit(
     detectors: Sequence[Detector],
     detector_names: Sequence[str],
     min_replaced: float = MIN_REPLACED,
-    tolerance: int = TOLERANCE,
+    tolerance: int | None = None,
 ) -> tuple[AuditReport, dict[str, list[str]]]:
-    """Audit every pair (see :func:`pair_paths`); returns the report and the thumbnails."""
+    """Audit every pair (see :func:`pair_paths`); returns the report and the thumbnails.
+
+    ``tolerance`` ``None``: :data:`TOLERANCE` for lossy anonymized files, 0 for lossless ones.
+    """
     pairs, thumbnails = [], {}
     for name, original_path, anonymized_path in pair_paths(originals, anonymized):
         pair = PairAudit(name, str(original_path), str(anonymized_path))
         try:
             original = read_image(original_path).rgb
-            result = read_image(anonymized_path).rgb
+            loaded = read_image(anonymized_path)
+            result = loaded.rgb
             pair.height, pair.width = original.shape[:2]
-            pair.faces, replaced = audit_images(detectors, original, result, min_replaced, tolerance)
+            pair.tolerance = tolerance if tolerance is not None else (TOLERANCE if loaded.format in LOSSY_FORMATS else 0)
+            pair.faces, replaced = audit_images(detectors, original, result, min_replaced, pair.tolerance)
         except InputError as error:
             pair.error = str(error)
         else:
