@@ -161,14 +161,13 @@ class FaceFinder:
         self._last: tuple[bytes, list[ScoredBox]] | None = None
 
     def mediapipe(self, image: np.ndarray, turns: int = 0) -> list[ScoredBox]:
-        """MediaPipe full-range faces on the image's square tiles, 1 and 2 across the short side
-        (3 too without CenterFace, which finds the small faces); on copies turned ``turns`` x 90
-        degrees only 1 (sideways pictures rarely have tiny faces). Measured in
-        benchmarks/bench_detection_recall.py."""
+        """MediaPipe full-range faces on the square tiles of the image (turned ``turns`` x 90
+        degrees), 1 and 2 across the short side (3 too without CenterFace, which finds the
+        small faces upright). Measured in benchmarks/bench_detection_recall.py."""
         height, width = image.shape[:2]
         turned = np.ascontiguousarray(np.rot90(image, turns)) if turns else image
         found = []
-        finest = 1 if turns else (2 if self.centerface is not None else 3)
+        finest = 2 if turns or self.centerface is not None else 3
         for per_side in tile_scales(height, width, self.min_tile_side, finest):
             for box, score in scan_tiles(self.models.detect_faces, turned, per_side):
                 found.append((unrotate_box(box, turns, height, width), score))
