@@ -46,7 +46,6 @@ from sganon.plugins.offline.detectors import (
     non_maximum_suppression,
     scan_tiles,
     tile_scales,
-    unrotate_box,
 )
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
@@ -156,7 +155,7 @@ def covered(box: Box, mask: np.ndarray, fraction: float) -> bool:
     return bool(region.size) and float(region.mean()) >= fraction
 
 
-def measure(name: str, image: np.ndarray, faces: list[Box], persons_face, person_detector, face_detector, pasted=None) -> dict:
+def measure(name: str, image: np.ndarray, faces: list[Box], person_detector, face_detector, pasted=None) -> dict:
     """Recall of every model/scale on one image (see the module docstring)."""
     factor = min(1.0, MAX_SIDE / max(image.shape[:2]))
     if factor < 1.0:
@@ -265,7 +264,7 @@ def main() -> None:
     for name, image, faces, pasted in cases:
         if args.only and args.only not in name:
             continue
-        row = measure(name, image, faces, None, person_detector, face_detector, pasted)
+        row = measure(name, image, faces, person_detector, face_detector, pasted)
         rows.append(row)
         keys = [k for k in row if k.startswith(("faces_", "bodies_"))]
         print(
