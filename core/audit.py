@@ -45,7 +45,7 @@ LOSSY_FORMATS = frozenset({"JPEG", "WEBP", "MPO"})
 CLOSE_RADIUS = 4
 #: Faces found only in the anonymized image (not in the original) count as left from this score:
 #: weaker ones appear next to replaced pixels on textures (shoes, folds) the original hid.
-NEW_FACE_SCORE = 0.7
+NEW_FACE_SCORE = 0.8
 THUMBNAIL_SIDE = 360
 
 
