@@ -126,6 +126,12 @@ def finite(ctx: click.Context, param: click.Parameter, value: float | None) -> f
 )
 @click.option("--visualize", is_flag=True, help="Also write NAME.visualization.png: detections and surface map.")
 @click.option("--continue-on-error", is_flag=True, help="Go on with the other inputs when one fails.")
+@click.option(
+    "--verify/--no-verify",
+    default=True,
+    show_default=True,
+    help="Run the face detector on each output and anonymize faces found where nothing was replaced.",
+)
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 @click.pass_context
 def anonymize(
@@ -154,6 +160,7 @@ def anonymize(
     coco_images: Path | None,
     visualize: bool,
     continue_on_error: bool,
+    verify: bool,
     quiet: bool,
 ) -> None:
     """Anonymize every person in INPUT... (images, folders, videos, COCO annotation JSON).
@@ -188,7 +195,7 @@ def anonymize(
     reuse = DetectionFile.read(detections_file) if detections_file else None
     given = {
         name
-        for name in ("batch_size", "truncation", "seed", "feather", "detect_max_side", "device")
+        for name in ("batch_size", "truncation", "seed", "feather", "detect_max_side", "device", "verify")
         if ctx.get_parameter_source(name) == click.core.ParameterSource.COMMANDLINE
     }
     options = {
@@ -198,6 +205,7 @@ def anonymize(
         "feather": feather,
         "detect_max_side": detect_max_side,
         "device": device,
+        "verify": verify,
         # Exported face boxes are the replaced regions already: re-used ones are not grown again.
         "face_margin": 0.0 if reuse else 0.2,
     }
@@ -255,6 +263,8 @@ def anonymize(
         write_detections(export_detections, result.detections)
         click.echo(f"detections written to {export_detections}", err=True)
     click.echo(f"wrote {len(result.written)} file(s) to {output}")
+    if verify and parts.face_detector is not None:
+        click.echo(f"verification: re-found after the first pass: {result.refound} face(s), anonymized too", err=True)
     if result.skipped:
         click.echo(f"skipped {len(result.skipped)} file(s) of the input folders (listed above)", err=True)
     if result.failed:

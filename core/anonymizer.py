@@ -33,6 +33,10 @@ from .interfaces import Generator
 from .structures import Box, Detection, SurfaceMap, check_rgb_image
 
 
+#: At most this many rounds of the verification pass (each can anonymize several faces).
+VERIFY_ROUNDS = 3
+
+
 @contextlib.contextmanager
 def stage(name: str, timings: dict[str, float] | None = None) -> Iterator[None]:
     """Time a pipeline stage and turn unexpected errors into :class:`AnonymizationError`."""
@@ -58,7 +62,10 @@ class AnonymizedImage:
         detections: What was anonymized: person boxes cover their replaced region; face
             boxes are the replaced face regions.
         surfaces: Surface maps of the persons (empty when the generator uses none).
-        timings: Seconds per stage (``detect``, ``embed``, ``crop``, ``generate``, ``paste``, ``faces``).
+        timings: Seconds per stage (``detect``, ``embed``, ``crop``, ``generate``, ``paste``,
+            ``faces``, ``verify``).
+        refound: Faces the verification pass found in the output where nothing was replaced
+            (they were anonymized too, and are among ``detections.faces``).
     """
 
     image: np.ndarray
@@ -66,6 +73,7 @@ class AnonymizedImage:
     detections: Detections
     surfaces: list[SurfaceMap]
     timings: dict[str, float]
+    refound: int = 0
 
 
 class Anonymizer:
@@ -204,16 +212,53 @@ class Anonymizer:
                 region_crops.append(prepare_region_crop(image, region, grown, index=-1 - len(face_regions)))
                 face_regions.append(Detection(grown, face.score, label="face"))
             if region_crops:
-                results = self.generate(parts.region_generator, 0, region_crops, [None] * len(region_crops))
-                out = paste_back(out, region_crops, results, 0)
-                for crop in region_crops:
-                    replaced |= crop.region_in_image(height, width)
+                out = self.paste_regions(out, replaced, region_crops)
+        refound = 0
+        if self.options.verify and parts.face_detector is not None:
+            with stage("verify", timings):
+                out, refound = self.verify(out, replaced, face_regions)
         for i, person in enumerate(persons):
             region = regions_by_person.get(i)
             box = union_box(person.box, None if region is None else mask_bounds(region))
             mask = person.mask_in_image(height, width)[box.y0 : box.y1, box.x0 : box.x1]
             exported_persons.append(Detection(box, person.score, mask, person.keypoints, "person"))
-        return AnonymizedImage(out, replaced, Detections(exported_persons, face_regions), surfaces, timings)
+        return AnonymizedImage(out, replaced, Detections(exported_persons, face_regions), surfaces, timings, refound)
+
+    def paste_regions(self, out: np.ndarray, replaced: np.ndarray, crops: list[PersonCrop]) -> np.ndarray:
+        """Region-generator crops pasted into ``out``; their pixels are added to ``replaced`` (in place)."""
+        results = self.generate(self.parts.region_generator, 0, crops, [None] * len(crops))
+        out = paste_back(out, crops, results, 0)
+        height, width = out.shape[:2]
+        for crop in crops:
+            replaced |= crop.region_in_image(height, width)
+        return out
+
+    def verify(self, out: np.ndarray, replaced: np.ndarray, face_regions: list[Detection]) -> tuple[np.ndarray, int]:
+        """The verification pass: faces the face detector finds in ``out`` where (almost)
+        nothing was replaced are anonymized by the region path (their box grown by the face
+        margin), until none is found or after :data:`VERIFY_ROUNDS` rounds.
+
+        Returns:
+            The image and how many faces were found again; ``replaced`` and ``face_regions``
+            are updated in place.
+        """
+        from .audit import find_faces_left
+
+        height, width = out.shape[:2]
+        refound = 0
+        for _ in range(VERIFY_ROUNDS):
+            left = find_faces_left([self.parts.face_detector], out, replaced)
+            if not left:
+                break
+            crops = []
+            for face in left:
+                grown = grow_box(face.box.clip(height, width), max(self.options.face_margin, 0.2), height, width)
+                region = np.ones((grown.height, grown.width), dtype=bool)
+                crops.append(prepare_region_crop(out, region, grown, index=-1 - len(face_regions)))
+                face_regions.append(Detection(grown, face.score, label="face"))
+            out = self.paste_regions(out, replaced, crops)
+            refound += len(left)
+        return out, refound
 
     def small_person_crop(self, image: np.ndarray, person: Detection, index: int) -> PersonCrop:
         """Region crop of a person too small for the generator: its mask dilated as in §7.5."""

@@ -40,6 +40,8 @@ class PipelineOptions:
         device: Torch device of every component (``"cpu"``, ``"cuda"``, ``"cuda:1"``).
         paste_order: ``"area"`` (largest person first, so the nearer person stays whole) or
             ``"detection"`` (the detector's order, as the paper's anonymizer).
+        verify: Run the face detector on the output; faces found where nothing was replaced
+            go through the region path, until none is found (at most ``VERIFY_ROUNDS``).
     """
 
     batch_size: int = 8
@@ -50,6 +52,7 @@ class PipelineOptions:
     face_margin: float = 0.2
     device: str = "cpu"
     paste_order: str = "area"
+    verify: bool = True
 
     def __post_init__(self) -> None:
         if self.paste_order not in ("area", "detection"):

@@ -54,6 +54,7 @@ class ImageRunner:
         write_image(target, loaded, anonymized.image, anonymized.replaced, extension)
         result.written.append(target)
         result.timings.append(anonymized.timings)
+        result.refound += anonymized.refound
         if self.settings.export:
             result.detections.append(
                 {

@@ -57,3 +57,5 @@ class RunResult:
     notices: list[str] = field(default_factory=list)
     detections: list[dict[str, Any]] = field(default_factory=list)
     timings: list[dict[str, float]] = field(default_factory=list)
+    #: Faces the verification pass found in outputs where nothing was replaced (and anonymized).
+    refound: int = 0

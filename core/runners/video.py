@@ -45,6 +45,7 @@ class VideoRunner:
                     anonymized = self.anonymizer.anonymize(rgb, Detections(frame.persons, frame.faces), frame.track_ids)
                     video.write(anonymized.image)
                     result.timings.append(anonymized.timings)
+                    result.refound += anonymized.refound
                     if settings.export:
                         height, width = rgb.shape[:2]
                         result.detections.append(

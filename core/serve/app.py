@@ -65,7 +65,7 @@ def parse_options(data: Any) -> RunOptions:
     seed = data.get("seed", 0)
     if not isinstance(seed, int) or isinstance(seed, bool) or not 0 <= seed < 2**31:
         raise ConfigError(f"seed must be an integer in [0, 2^31), got {seed!r}")
-    verify = data.get("verify", False)
+    verify = data.get("verify", True)
     if not isinstance(verify, bool):
         raise ConfigError("verify must be true or false")
     return RunOptions(preset=preset, generator=generator, truncation=truncation, seed=seed, verify=verify)

@@ -42,7 +42,7 @@ class RunOptions:
     generator: str | None = None
     truncation: float | None = None
     seed: int = 0
-    verify: bool = False
+    verify: bool = True
 
 
 @dataclass
@@ -156,9 +156,8 @@ class PipelineAdapter:
         parts = self.parts(options)
         if not with_surfaces and parts.generator_caps.surface_channels == 0:
             parts = dataclasses.replace(parts, embedder=None)
-        extra = {"verify": True} if options.verify else {}
         pipeline_options = PipelineOptions(
-            truncation=options.truncation, seed=options.seed, device=self.device, **extra
+            truncation=options.truncation, seed=options.seed, device=self.device, verify=options.verify
         )
         return Anonymizer(parts, pipeline_options)
 
