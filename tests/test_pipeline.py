@@ -330,3 +330,26 @@ def test_every_assembled_component_receives_the_requested_device():
         assert component.device == torch.device("meta")
     for module in (moved.generator, moved.region_generator):
         assert all(t.device.type == "meta" for t in [*module.parameters(), *module.buffers()])
+
+
+def test_the_verification_pass_anonymizes_faces_found_in_the_output():
+    """A face the first pass missed (the detector saw none) but the detector finds in the
+    output is anonymized by the region path, counted, and exported."""
+
+    class LateFaceDetector:
+        labels = ("face",)
+        calls = 0
+
+        def detect(self, image):
+            LateFaceDetector.calls += 1
+            return [] if LateFaceDetector.calls == 1 else [Detection(Box(20, 10, 44, 40), 0.9, label="face")]
+
+    image = smooth_image(80, 90, seed=6)
+    chosen = replace(assemble(generator="pixelate", detector="none", face_detector="none"), face_detector=LateFaceDetector())
+    result = Anonymizer(chosen, PipelineOptions(verify=True)).anonymize(image)
+    assert result.refound >= 1 and result.replaced[10:40, 20:44].all()
+    assert any(face.box.intersect(Box(20, 10, 44, 40)).area == 24 * 30 for face in result.detections.faces)
+    assert np.array_equal(result.image[~result.replaced], image[~result.replaced])
+    LateFaceDetector.calls = 0
+    unverified = Anonymizer(chosen, PipelineOptions(verify=False)).anonymize(image)
+    assert unverified.refound == 0 and np.array_equal(unverified.image, image)
