@@ -166,7 +166,7 @@ def test_photo_in_browser(server, page, screenshots):
     photo = shared_path(PHOTO)
     banner = page.text_content("#banner")
     assert "Baseline generator" in banner and "baseline.pixelate-16" in banner, banner
-    assert page.is_disabled("#verify") and page.is_visible("#verify-note")
+    assert page.is_enabled("#verify") and page.is_checked("#verify") and not page.is_visible("#verify-note")
 
     page.set_input_files("#file-input", str(photo))
     first = wait_for_new_run(page, None)
