@@ -114,7 +114,8 @@ def conv_resample(
         spread[:, :, ::2, ::2] = x
         return fir(F.pad(spread, (2, 1, 2, 1)), gain=4.0)
     if not torch.is_grad_enabled():  # oneDNN's transposed conv is 1.2-3x faster in channels-last layout
-        x = x.contiguous(memory_format=torch.channels_last)
+        x = F.conv_transpose2d(x.contiguous(memory_format=torch.channels_last), weight.transpose(0, 1), stride=2)
+        return fir(F.pad(x.contiguous(), (1, 1, 1, 1)), gain=4.0)  # back to NCHW, like the rest
     x = F.conv_transpose2d(x, weight.transpose(0, 1), stride=2)
     return fir(F.pad(x, (1, 1, 1, 1)), gain=4.0)
 
@@ -122,6 +123,21 @@ def conv_resample(
 def instance_norm_std(x: torch.Tensor) -> torch.Tensor:
     """Scale by the inverse per-sample, per-channel spatial std (biased, no mean subtraction)."""
     return x * (x.var(dim=(2, 3), unbiased=False, keepdim=True) + 1e-8).rsqrt()
+
+
+def instance_norm_std_(x: torch.Tensor, scale: float = 1.0) -> tuple[torch.Tensor, torch.Tensor]:
+    """In-place :func:`instance_norm_std` times ``scale``, returned as ``(x_centered * s, shift)``.
+
+    ``x * s`` with ``s = scale / sqrt(var + 1e-8)`` equals ``(x - mean) * s + mean * s``;
+    the caller adds ``shift = mean * s`` ``[N, C, 1, 1]`` together with its bias. Centering
+    in place and summing squares is several times faster on CPUs than ``Tensor.var``
+    (a Welford reduction) and as accurate.
+    """
+    mean = x.mean(dim=(2, 3), keepdim=True)
+    x = x.sub_(mean)
+    var = torch.linalg.vector_norm(x, dim=(2, 3), keepdim=True).square_().div_(x.shape[2] * x.shape[3])
+    s = (var + 1e-8).rsqrt_().mul_(scale)
+    return x.mul_(s), mean.mul_(s)
 
 
 class FullyConnected(nn.Module):
@@ -240,9 +256,10 @@ class Conv2dLayer(nn.Module):
         else:
             x = conv_resample(x, weight, self.up, self.down)
             if self.norm:
-                x = x.mul_((x.var(dim=(2, 3), unbiased=False, keepdim=True) + 1e-8).rsqrt_().mul_(scale))
+                x, shift = instance_norm_std_(x, scale)
+                bias = shift if bias is None else shift + bias[None, :, None, None]
             if bias is not None:
-                x = x.add_(bias[None, :, None, None])
+                x = x.add_(bias.view(1, -1, 1, 1) if bias.dim() == 1 else bias)
         if self.activation == "lrelu":
             x = F.leaky_relu_(x, LRELU_SLOPE)
         else:
