@@ -80,7 +80,12 @@ def fir_inference(x: torch.Tensor, gain: float = 1.0) -> torch.Tensor:
 
 
 def conv_resample(
-    x: torch.Tensor, weight: torch.Tensor, up: int, down: int, bias: torch.Tensor | None = None
+    x: torch.Tensor,
+    weight: torch.Tensor,
+    up: int,
+    down: int,
+    bias: torch.Tensor | None = None,
+    prefiltered: bool = False,
 ) -> torch.Tensor:
     """Convolution with optional 2x up- or down-sampling (SPEC §2.1).
 
@@ -91,6 +96,9 @@ def conv_resample(
         down: 1 or 2 (not both 2).
         bias: ``[out]`` added by the convolution; only where no resampling follows it
             (``up == 1``).
+        prefiltered: with ``down == 2``, ``x`` is already ``fir(pad(x, 2))`` (``[N, in, H+1, W+1]``),
+            which the 3x3 and the 1x1 downsampling share: ``fir(pad(x, 1))[::2, ::2]`` is
+            its ``[1::2, 1::2]``.
 
     Returns:
         ``[N, out, H*up/down, W*up/down]``.
@@ -102,13 +110,17 @@ def conv_resample(
         return F.conv2d(x, weight, bias, padding=k // 2)
     if down == 2:
         if k == 1:  # low-pass, keep every second sample, then the 1x1 conv
-            x = fir(F.pad(x, (1, 1, 1, 1)))[:, :, ::2, ::2]
+            x = x[:, :, 1::2, 1::2] if prefiltered else fir(F.pad(x, (1, 1, 1, 1)))[:, :, ::2, ::2]
             return F.conv2d(x, weight, bias)
-        x = fir(F.pad(x, (2, 2, 2, 2)))
+        x = x if prefiltered else fir(F.pad(x, (2, 2, 2, 2)))
         return F.conv2d(x, weight, bias, stride=2)
     # up == 2
     if k == 1:  # 1x1 conv at low resolution, then zero insertion and FIR
         x = F.conv2d(x, weight)
+        if not torch.is_grad_enabled():  # both as one depthwise transposed conv (kernel 2 * taps per axis)
+            taps = torch.tensor(FIR_TAPS, dtype=x.dtype, device=x.device) * 2.0
+            kernel = torch.outer(taps, taps).expand(x.shape[1], 1, 4, 4)
+            return F.conv_transpose2d(x, kernel, stride=2, padding=1, groups=x.shape[1])
         n, c, h, w = x.shape
         spread = x.new_zeros(n, c, 2 * h, 2 * w)
         spread[:, :, ::2, ::2] = x
@@ -237,7 +249,9 @@ class Conv2dLayer(nn.Module):
             x = x.clamp(-bound, bound)
         return x
 
-    def inference_forward(self, x: torch.Tensor, gamma: torch.Tensor | None = None, gain: float = 1.0) -> torch.Tensor:
+    def inference_forward(
+        self, x: torch.Tensor, gamma: torch.Tensor | None = None, gain: float = 1.0, prefiltered: bool = False
+    ) -> torch.Tensor:
         """:meth:`forward` without autograd, equal up to float rounding, in fewer passes.
 
         The output gain ``c = act_gain * gain > 0`` commutes with leaky ReLU
@@ -252,9 +266,9 @@ class Conv2dLayer(nn.Module):
         bias = self.bias.to(x.dtype) * scale if self.bias is not None else None
         weight = self.weight.to(x.dtype) * (self.weight_gain * (1.0 if self.norm else scale))
         if self.up == 1 and not self.norm:  # resampling (down) happens before the conv: bias fuses
-            x = conv_resample(x, weight, self.up, self.down, bias)
+            x = conv_resample(x, weight, self.up, self.down, bias, prefiltered)
         else:
-            x = conv_resample(x, weight, self.up, self.down)
+            x = conv_resample(x, weight, self.up, self.down, prefiltered=prefiltered)
             if self.norm:
                 x, shift = instance_norm_std_(x, scale)
                 bias = shift if bias is None else shift + bias[None, :, None, None]
@@ -305,6 +319,11 @@ class ResidualBlock(nn.Module):
     def forward(self, x: torch.Tensor, gammas: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
         """``x`` ``[N, in, H, W]`` -> ``[N, out, H*up/down, W*up/down]``."""
         gamma0, gamma1 = gammas if gammas is not None else (None, None)
+        if not torch.is_grad_enabled() and self.skip.down == 2 and gamma0 is None:
+            filtered = fir(F.pad(x, (2, 2, 2, 2)))  # low-pass once for the skip and conv0
+            skip = self.skip.inference_forward(filtered, gain=RESIDUAL_GAIN, prefiltered=True)
+            x = self.conv0.inference_forward(filtered, prefiltered=True)
+            return skip.add_(self.conv1(x, gamma1, gain=RESIDUAL_GAIN))
         skip = self.skip(x, gain=RESIDUAL_GAIN)
         x = self.conv0(x, gamma0)
         x = self.conv1(x, gamma1, gain=RESIDUAL_GAIN)
