@@ -301,13 +301,20 @@ class VSAMGenerator(Generator):
         gammas: list[torch.Tensor | None] = [None] * (2 * self.levels)
         if self.style != "none":
             mapper = self.style_net.E_map
-            if update_w_avg and self.style == "vsam":  # the running mean needs every vertex's w
-                w = mapper.map_network(z)
-                mapper.update_w_avg(w)
-                styles = mapper.per_pixel(w, vertices)
+            style_truncation = truncation if self.style == "vsam" else None
+            fast = None
+            if not torch.is_grad_enabled() and not update_w_avg:  # inference: per distinct row (exact)
+                fast = self.style_net.inference_gammas(vertices, mask, border, z, style_truncation)
+            if fast is not None:
+                gammas = fast
             else:
-                styles = mapper.per_pixel_styles(vertices, z, truncation if self.style == "vsam" else None)
-            gammas = self.style_net(styles, mask, border)
+                if update_w_avg and self.style == "vsam":  # the running mean needs every vertex's w
+                    w = mapper.map_network(z)
+                    mapper.update_w_avg(w)
+                    styles = mapper.per_pixel(w, vertices)
+                else:
+                    styles = mapper.per_pixel_styles(vertices, z, style_truncation)
+                gammas = self.style_net(styles, mask, border)
         if self.style != "vsam" and truncation is not None:
             z = z * truncation
 

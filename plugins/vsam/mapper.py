@@ -13,7 +13,7 @@ from torch import nn
 
 from sganon.core.errors import ConfigError, InputError
 
-from .layers import Conv2dLayer, FullyConnected
+from .layers import ACTIVATION_GAIN, Conv2dLayer, FullyConnected, activate
 
 #: Seed of the stand-in vertex table of a model built without weights.
 DEFAULT_TABLE_SEED = 27554
@@ -165,12 +165,55 @@ class SurfaceLatentMapper(nn.Module):
     def vertex_indices(self, vertices: torch.Tensor) -> torch.Tensor:
         """``[B, H, W]`` (or ``[B, 1, H, W]``, any dtype) -> checked int64 ``[B, H, W]``."""
         indices = vertices.reshape(-1, *vertices.shape[-2:]).long()
-        if indices.numel() and (int(indices.min()) < 0 or int(indices.max()) >= self.n_vertices):
-            raise InputError(
-                f"vertex ids must lie in [0, {self.n_vertices}), got [{int(indices.min())}, {int(indices.max())}]; "
-                "was the surface map made for another mesh?"
-            )
+        if indices.numel():
+            low, high = (int(v) for v in torch.aminmax(indices))  # one host sync for both bounds
+            if low < 0 or high >= self.n_vertices:
+                raise InputError(
+                    f"vertex ids must lie in [0, {self.n_vertices}), got [{low}, {high}]; "
+                    "was the surface map made for another mesh?"
+                )
         return indices
+
+    def inference_rows(self, rows: torch.Tensor, z: torch.Tensor | None, truncation: float | None) -> torch.Tensor:
+        """Inference-only :meth:`rows` for distinct row ids ``b*K + v`` (V-SAM) or ``v`` (SAM) -> ``[R, out_dim]``.
+
+        Same values as ``map_network(z)[rows]`` (truncated like :meth:`per_pixel_styles`)
+        up to float rounding, cheaper: the vertex branch runs once per distinct vertex,
+        and the first combined layer and its residual projection, linear in
+        ``[vertex features, latent features]``, are split so that the latent half runs once
+        per sample (``W [e; z] = W_e e + W_z z``). Not for autograd (use :meth:`rows`).
+        """
+        vertex, sample = rows % self.n_vertices, rows // self.n_vertices
+        if self.input_z and truncation is not None and float(truncation) == 0.0:
+            return self.w_avg[vertex]
+        latent = self.latent_features(z)
+        if latent is None:  # SAM: nothing to split
+            return self.rows(vertex, None, None)
+        distinct, vertex_slot = torch.unique(vertex, return_inverse=True)  # vertices shared by several samples
+        e = self.E[distinct]
+        for i in range(self.vertex_layers):
+            e = getattr(self, f"fromE{i}")(e)
+
+        def split_layer(layer: FullyConnected) -> torch.Tensor:
+            weight = layer.weight * layer.weight_gain
+            per_vertex = e @ weight[:, : e.shape[1]].t()
+            per_sample = latent @ weight[:, e.shape[1] :].t()
+            if layer.bias is not None:
+                per_sample = per_sample + layer.bias
+            x = per_vertex[vertex_slot].add_(per_sample[sample])
+            return activate(x, layer.activation) * ACTIVATION_GAIN[layer.activation]
+
+        x = split_layer(self.fc0)
+        projected = split_layer(self.residual1) if self.residual and self.combined_layers > 1 else None
+        shortcut = None
+        for i in range(1, self.combined_layers):
+            x = getattr(self, f"fc{i}")(x)
+            if self.residual and i % 2 == 1:
+                x = (x + (projected if i == 1 else getattr(self, f"residual{i}")(shortcut))) / (2**0.5)
+                shortcut = x
+        if self.input_z and truncation is not None:
+            x = self.w_avg[vertex].to(x.dtype).lerp(x, float(truncation))
+        return x
 
     def per_pixel(self, w: torch.Tensor, vertices: torch.Tensor) -> torch.Tensor:
         """Look up all-vertex styles ``w`` (from :meth:`map_network`) at every pixel -> ``[B, out_dim, H, W]``."""
@@ -210,6 +253,19 @@ class SurfaceLatentMapper(nn.Module):
             if self.input_z and truncation is not None:
                 w = self.w_avg[vertex].to(w.dtype).lerp(w, float(truncation))
         return w[inverse].permute(0, 3, 1, 2)
+
+
+def gather_pixels(values: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
+    """``values`` ``[R, C]`` looked up at ``ids`` ``[B, H, W]`` -> contiguous ``[B, C, H, W]``.
+
+    Gathers along the rows of ``values.T`` per sample, which writes the NCHW result in
+    order (a row gather gives channels-last, and NCHW consumers then run 3-4x slower).
+    """
+    columns = values.t().contiguous()
+    out = values.new_empty(ids.shape[0], values.shape[1], ids.shape[1] * ids.shape[2])
+    for sample, sample_ids in enumerate(ids):
+        torch.index_select(columns, 1, sample_ids.reshape(-1), out=out[sample])
+    return out.view(ids.shape[0], values.shape[1], *ids.shape[1:])
 
 
 class StyleHead(nn.Module):
@@ -265,6 +321,81 @@ class SurfaceStyleMapper(nn.Module):
             pyramid[tuple(style.shape[2:])] = style
         gammas = []
         for (_, height, width), head in zip(self.gamma_shapes, self.dec_layers):
+            if (height, width) not in pyramid:
+                raise InputError(f"no style map of size {(height, width)}; the pyramid has {sorted(pyramid)}")
+            gammas.append(head(pyramid[(height, width)]))
+        return gammas
+
+    @torch.no_grad()
+    def inference_gammas(
+        self,
+        vertices: torch.Tensor,
+        mask: torch.Tensor,
+        border: torch.Tensor,
+        z: torch.Tensor | None,
+        truncation: float | None,
+    ) -> list[torch.Tensor] | None:
+        """:meth:`forward` of ``per_pixel_styles(vertices, z, truncation)``, computed per distinct row.
+
+        With 0/1 masks every pixel is one of: known (input ``[0, 1, 0, 0]``), border
+        (``[0, 0, 1, 0]``) or surface (``[w_v, 0, 0, 1]`` for its (sample, vertex) row), so
+        the style map S = global_mask(...) takes one of ``R + 2`` values. Those are computed
+        as a table ``[R + 2, D]`` and gathered; the full-resolution heads (linear) are
+        applied to the table too. The lower levels are bilinear averages of the gathered S
+        (as in :meth:`forward`). Equal to :meth:`forward` up to float rounding.
+
+        Returns:
+            The gammas, or ``None`` when the masks are not 0/1 (or overlap): use :meth:`forward`.
+        """
+        mapper = self.E_map
+        indices = mapper.vertex_indices(vertices)
+        known, ring = mask[:, 0] == 1, border[:, 0] == 1
+        binary = ((mask[:, 0] == 0) | known) & ((border[:, 0] == 0) | ring) & ~(known & ring)
+        if not bool(binary.all()):
+            return None
+        surface = ~(known | ring)
+        rows = indices
+        if mapper.input_z:
+            rows = rows + torch.arange(rows.shape[0], device=rows.device).view(-1, 1, 1) * mapper.n_vertices
+        # Distinct rows of the surface pixels without sorting: mark, number, look up.
+        present = torch.zeros(mapper.n_vertices * (rows.shape[0] if mapper.input_z else 1), dtype=torch.bool,
+                              device=rows.device)
+        present[rows[surface]] = True
+        needed = present.nonzero()[:, 0]
+        slot = torch.empty(present.shape[0], dtype=torch.int64, device=rows.device)
+        slot[needed] = torch.arange(needed.shape[0], device=rows.device)
+        n = needed.shape[0]
+        pixel_ids = torch.where(surface, slot[rows], torch.where(known, n, n + 1))  # [B, H, W]
+
+        w = mapper.inference_rows(needed, z, truncation).to(mask.dtype)
+        layer = self.global_mask
+        weight = (layer.weight[:, :, 0, 0] * layer.weight_gain).to(w.dtype)  # [D, D + 3]: [P*Em, mask, border, Em]
+        d = w.shape[1]
+        pre = torch.cat((torch.addmm(weight[:, d + 2], w, weight[:, :d].t()), weight[:, d : d + 2].t()))
+        if layer.bias is not None:
+            pre = pre + layer.bias.to(pre.dtype)
+        table = activate(pre, layer.activation) * ACTIVATION_GAIN[layer.activation]  # [R + 2, D]
+
+        full = tuple(mask.shape[2:])
+        style = None
+        pyramid: dict[tuple[int, int], torch.Tensor] = {}
+        gammas = []
+        for (_, height, width), head in zip(self.gamma_shapes, self.dec_layers):
+            conv = head.mlp
+            head_weight = (conv.weight[:, :, 0, 0] * conv.weight_gain).to(table.dtype)
+            head_bias = conv.bias.to(table.dtype) if conv.bias is not None else None
+            if (height, width) == full:  # linear head on the table, then gather
+                values = torch.addmm(head_bias, table, head_weight.t()) if head_bias is not None else table @ head_weight.t()
+                values = activate(values, conv.activation) * ACTIVATION_GAIN[conv.activation]
+                gammas.append(gather_pixels(values, pixel_ids))
+                continue
+            if style is None:  # S at full resolution and the pyramid below it
+                style = gather_pixels(table, pixel_ids)
+                pyramid[full] = style
+                while style.shape[2] > min(shape[1] for shape in self.gamma_shapes):
+                    size = (style.shape[2] // 2, style.shape[3] // 2)
+                    style = F.interpolate(style, size=size, mode="bilinear", align_corners=True)
+                    pyramid[size] = style
             if (height, width) not in pyramid:
                 raise InputError(f"no style map of size {(height, width)}; the pyramid has {sorted(pyramid)}")
             gammas.append(head(pyramid[(height, width)]))
