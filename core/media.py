@@ -123,9 +123,11 @@ def to_rgb8(image: Any) -> np.ndarray:
     if mode == "F":
         gray = np.clip(np.round(np.asarray(image, dtype=np.float64)), 0, 255).astype(np.uint8)
         return np.repeat(gray[..., None], 3, axis=2)
+    if mode == "RGB":  # one copy (convert would make a second, .copy() a third: 3 x 288 MB at 96 MP)
+        return np.array(image, dtype=np.uint8)
     if mode == "P" and "transparency" in image.info:
         image = image.convert("RGBA")
-    return np.asarray(image.convert("RGB"), dtype=np.uint8).copy()
+    return np.array(image.convert("RGB"), dtype=np.uint8)
 
 
 def output_format(loaded: LoadedImage, extension: str | None) -> str:
@@ -146,7 +148,9 @@ def compose_output(loaded: LoadedImage, anonymized: np.ndarray, replaced: np.nda
     mode = original.mode
     where = replaced[..., None]
     if mode == "RGB":
-        result = Image.fromarray(np.where(where, anonymized, np.asarray(original)))
+        merged = np.array(original)  # in place below: no second image-sized temporary
+        np.copyto(merged, anonymized, where=where)
+        result = Image.fromarray(merged)
     elif mode in ("RGBA", "LA", "L"):
         base = np.asarray(original)
         fresh = np.asarray(Image.fromarray(anonymized).convert(mode))
