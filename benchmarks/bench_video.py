@@ -39,7 +39,8 @@ def person_patch() -> tuple[np.ndarray, np.ndarray]:
 
     photo = Image.fromarray(data.astronaut()[20:512, 80:420]).resize(PERSON_SIZE, Image.Resampling.BILINEAR)
     ys, xs = np.mgrid[0 : PERSON_SIZE[1], 0 : PERSON_SIZE[0]]
-    mask = ((ys - PERSON_SIZE[1] / 2) / (PERSON_SIZE[1] / 2)) ** 2 + ((xs - PERSON_SIZE[0] / 2) / (PERSON_SIZE[0] / 2)) ** 2 <= 1
+    half_width, half_height = PERSON_SIZE[0] / 2, PERSON_SIZE[1] / 2
+    mask = ((ys - half_height) / half_height) ** 2 + ((xs - half_width) / half_width) ** 2 <= 1
     return np.asarray(photo), mask
 
 
@@ -114,7 +115,8 @@ def main() -> None:
         make_clip(source, args.frames, given)
         for mode in args.modes:
             for overlap in (False, True):
-                figures = run_once(source, Path(folder) / f"out-{mode}-{overlap}", given if mode == "given" else None, overlap)
+                output = Path(folder) / f"out-{mode}-{overlap}"
+                figures = run_once(source, output, given if mode == "given" else None, overlap)
                 row = {"mode": mode, "overlap": overlap, **figures, "fps": figures["frames"] / figures["seconds"]}
                 row["cpu_use"] = figures["cpu_seconds"] / figures["seconds"]
                 rows.append(row)

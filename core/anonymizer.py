@@ -222,7 +222,8 @@ class Anonymizer:
             region = regions_by_person.get(i)
             box = union_box(person.box, None if region is None else region_bounds(*region))
             # The person's mask (the part inside the image) in the frame of ``box``.
-            mask = place_in_box(clipped(person.box, person.full_mask(), height, width)[1], person.box.clip(height, width), box)
+            inside, local = clipped(person.box, person.full_mask(), height, width)
+            mask = place_in_box(local, inside, box)
             exported_persons.append(Detection(box, person.score, mask, person.keypoints, "person"))
         return AnonymizedImage(out, replaced, Detections(exported_persons, face_regions), surfaces, timings)
 

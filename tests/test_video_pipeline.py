@@ -23,6 +23,7 @@ from sganon.core.runners import FileAnonymizer, RunSettings
 from sganon.core.runners.stages import StageThreads
 
 WIDTH, HEIGHT, RATE = 64, 48, 10
+NO_DETECTORS = ("--generator", "mask-out", "--detector", "none", "--face-detector", "none")
 
 
 def frame_pixels(index: int) -> np.ndarray:
@@ -32,12 +33,18 @@ def frame_pixels(index: int) -> np.ndarray:
 
 
 def make_video(
-    path: Path, frames: int = 40, gop: int = 5, faststart: bool = False, language: str | None = None, subtitle: bool = False
+    path: Path,
+    frames: int = 40,
+    gop: int = 5,
+    faststart: bool = False,
+    language: str | None = None,
+    subtitle: bool = False,
 ) -> None:
     """H.264 (a key frame every ``gop`` frames), optionally AAC audio with a language tag and
     a mov_text subtitle track holding a name."""
     container = av.open(str(path), "w", format="mp4", options={"movflags": "faststart"} if faststart else {})
-    video = container.add_stream("libx264", rate=RATE, options={"g": str(gop), "keyint_min": str(gop), "sc_threshold": "0"})
+    key_frames = {"g": str(gop), "keyint_min": str(gop), "sc_threshold": "0"}
+    video = container.add_stream("libx264", rate=RATE, options=key_frames)
     video.width, video.height, video.pix_fmt = WIDTH, HEIGHT, "yuv420p"
     audio = None
     if language is not None:
@@ -226,7 +233,7 @@ def test_a_faststart_video_cut_mid_stream_fails_without_output(tmp_path, kept):
     broken = tmp_path / "in" / "cut.mp4"
     broken.parent.mkdir()
     broken.write_bytes(data[: int(len(data) * kept)])
-    result = run_cli(broken, "-o", tmp_path / "out", "--generator", "mask-out", "--detector", "none", "--face-detector", "none")
+    result = run_cli(broken, "-o", tmp_path / "out", *NO_DETECTORS)
     assert result.exit_code == 1 and f"FAILED {broken}" in result.output
     assert not [p for p in (tmp_path / "out").rglob("*") if p.is_file()] if (tmp_path / "out").exists() else True
 
@@ -236,7 +243,7 @@ def test_subtitles_are_dropped_with_a_notice_and_audio_keeps_its_language(tmp_pa
     make_video(source, frames=10, language="deu", subtitle=True)
     with av.open(str(source)) as container:
         assert [s.type for s in container.streams] == ["video", "audio", "subtitle"]
-    result = run_cli(source, "-o", tmp_path / "out", "--generator", "mask-out", "--detector", "none", "--face-detector", "none")
+    result = run_cli(source, "-o", tmp_path / "out", *NO_DETECTORS)
     assert result.exit_code == 0, result.output
     assert "not copied: subtitle" in result.output
     with av.open(str(tmp_path / "out" / "clip.mp4")) as container:
