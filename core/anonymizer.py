@@ -26,7 +26,18 @@ import torch
 
 from .assembly import PipelineOptions, PipelineParts, assemble
 from .boxes import PAPER_ASPECT, PAPER_MIN_AREA, grow_box, mask_bounds, merge_overlapping, union_box
-from .crops import PersonCrop, collate, dilate, dilation_radius, paste_back, prepare_person_crop, prepare_region_crop
+from .crops import (
+    PersonCrop,
+    clipped,
+    collate,
+    dilate,
+    dilation_radius,
+    or_into,
+    paste_back,
+    place_in_box,
+    prepare_person_crop,
+    prepare_region_crop,
+)
 from .detections import Detections, scale_detection
 from .errors import AnonymizationError, SganonError
 from .interfaces import Generator
@@ -184,19 +195,20 @@ class Anonymizer:
             generated = self.generate(parts.generator, caps.latent_size, person_crops, person_keys)
         with stage("paste", timings):
             out = paste_back(image, person_crops, generated, self.options.feather)
+            # Regions stay box-local ((box, mask) inside the image): memory per person is its box,
+            # not the image.
             replaced = np.zeros((height, width), dtype=bool)
-            person_regions = [crop.region_in_image(height, width) for crop in person_crops]
-            for region in person_regions:
-                replaced |= region
+            regions_by_person = {crop.index: crop.region_inside(height, width) for crop in person_crops}
+            for region in regions_by_person.values():
+                or_into(replaced, *region)
         exported_persons = []
-        regions_by_person: dict[int, np.ndarray] = {crop.index: r for crop, r in zip(person_crops, person_regions)}
         face_regions: list[Detection] = []
         with stage("faces", timings):
             for crop in region_crops:
-                regions_by_person[crop.index] = crop.region_in_image(height, width)
+                regions_by_person[crop.index] = crop.region_inside(height, width)
             covered = replaced.copy()
             for crop in region_crops:
-                covered |= regions_by_person[crop.index]
+                or_into(covered, *regions_by_person[crop.index])
             for face in merge_overlapping(detections.faces):
                 # A face (nearly) inside a replaced body only gets its own uncovered pixels
                 # (fail safe, no halo around a generated head); any other face gets its box grown
@@ -219,8 +231,10 @@ class Anonymizer:
                 out, refound = self.verify(out, replaced, face_regions)
         for i, person in enumerate(persons):
             region = regions_by_person.get(i)
-            box = union_box(person.box, None if region is None else mask_bounds(region))
-            mask = person.mask_in_image(height, width)[box.y0 : box.y1, box.x0 : box.x1]
+            box = union_box(person.box, None if region is None else region_bounds(*region))
+            # The person's mask (the part inside the image) in the frame of ``box``.
+            inside, local = clipped(person.box, person.full_mask(), height, width)
+            mask = place_in_box(local, inside, box)
             exported_persons.append(Detection(box, person.score, mask, person.keypoints, "person"))
         return AnonymizedImage(out, replaced, Detections(exported_persons, face_regions), surfaces, timings, refound)
 
@@ -230,7 +244,7 @@ class Anonymizer:
         out = paste_back(out, crops, results, 0)
         height, width = out.shape[:2]
         for crop in crops:
-            replaced |= crop.region_in_image(height, width)
+            or_into(replaced, *crop.region_inside(height, width))
         return out
 
     def verify(self, out: np.ndarray, replaced: np.ndarray, face_regions: list[Detection]) -> tuple[np.ndarray, int]:
@@ -313,3 +327,11 @@ class Anonymizer:
                 for j, i in enumerate(chunk):
                     outputs[i] = result[j].cpu()
         return [o for o in outputs if o is not None]
+
+
+def region_bounds(box: Box, mask: np.ndarray) -> Box | None:
+    """Image coordinates of the tight box of a box-local mask (``None`` when it is empty)."""
+    local = mask_bounds(mask)
+    if local is None:
+        return None
+    return Box(local.x0 + box.x0, local.y0 + box.y0, local.x1 + box.x0, local.y1 + box.y0)

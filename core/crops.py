@@ -63,6 +63,25 @@ class PersonCrop:
         """The replaced pixels as a bool ``[image_height, image_width]`` mask."""
         return Detection(self.crop.box, 1.0, self.region).mask_in_image(image_height, image_width)
 
+    def region_inside(self, image_height: int, image_width: int) -> tuple[Box, np.ndarray]:
+        """The replaced pixels inside the image, box-local (no image-sized mask): the crop box
+        clipped to the image, and bool ``[box.height, box.width]`` of it (a view)."""
+        return clipped(self.crop.box, self.region, image_height, image_width)
+
+
+def clipped(box: Box, mask: np.ndarray, image_height: int, image_width: int) -> tuple[Box, np.ndarray]:
+    """``box`` clipped to the image and the part of ``mask`` (``[box.height, box.width]``) inside it."""
+    inside = box.clip(image_height, image_width)
+    if inside.is_empty():
+        return inside, np.zeros((max(inside.height, 0), max(inside.width, 0)), dtype=bool)
+    local = mask[inside.y0 - box.y0 : inside.y1 - box.y0, inside.x0 - box.x0 : inside.x1 - box.x0]
+    return inside, local
+
+
+def or_into(target: np.ndarray, box: Box, mask: np.ndarray) -> None:
+    """``target[box] |= mask`` for a box inside ``target`` (bool ``[H, W]``)."""
+    target[box.y0 : box.y1, box.x0 : box.x1] |= mask
+
 
 def dilation_radius(pixels: int) -> int:
     """§7.5: ``r = max(1, ceil(8 * sqrt(n / 256^2)))`` for a person of ``n`` pixels."""
@@ -318,7 +337,7 @@ def paste_back(
         patches.append(torch.round(values.clamp(0, 255)).to(torch.uint8).permute(1, 2, 0).numpy())
     for crop, patch in zip(crops, patches):
         write_region(out, crop, patch, crop.person, claimed, feather)
-        claimed |= Detection(crop.crop.box, 1.0, crop.person).mask_in_image(height, width)
+        or_into(claimed, *clipped(crop.crop.box, crop.person, height, width))
     for crop, patch in zip(crops, patches):
         ring = crop.region & ~crop.person
         write_region(out, crop, patch, ring, claimed, feather)

@@ -17,6 +17,8 @@ or unanonymized file under the output name.
 
 from __future__ import annotations
 
+import threading
+from collections import deque
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -56,13 +58,19 @@ class LoadedImage:
 
     Attributes:
         rgb: uint8 ``[H, W, 3]``, what the pipeline sees (upright).
-        original: The upright Pillow image in its own mode (``L``, ``RGBA``, ``I;16``, ...).
+        original: The upright Pillow image in its own mode (``L``, ``RGBA``, ``I;16``, ...);
+            ``None`` for RGB images, whose pixels are ``rgb`` exactly (not kept twice:
+            a 96 MP photo is 288 MB as an array, 384 MB as a Pillow image).
         format: Pillow's format name of the file (``"JPEG"``, ``"PNG"``, ...).
+        mode: The file's Pillow mode.
+        icc_profile: The file's ICC profile (bytes) or ``None``.
     """
 
     rgb: np.ndarray
     original: Any
     format: str
+    mode: str = "RGB"
+    icc_profile: bytes | None = None
 
 
 def read_image(path: Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> LoadedImage:
@@ -99,7 +107,9 @@ def read_image(path: Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> LoadedImage:
         raise InputError(f"{path}: cannot decode the image (truncated or corrupt?): {error}") from error
     if upright.width == 0 or upright.height == 0:
         raise InputError(f"{path}: the image has zero size ({upright.width}x{upright.height})")
-    return LoadedImage(to_rgb8(upright), upright, file_format)
+    rgb = to_rgb8(upright)
+    mode, icc_profile = upright.mode, upright.info.get("icc_profile")
+    return LoadedImage(rgb, None if mode == "RGB" else upright, file_format, mode, icc_profile)
 
 
 def check_pixels(path: Path, width: int, height: int, max_pixels: int) -> None:
@@ -121,9 +131,11 @@ def to_rgb8(image: Any) -> np.ndarray:
     if mode == "F":
         gray = np.clip(np.round(np.asarray(image, dtype=np.float64)), 0, 255).astype(np.uint8)
         return np.repeat(gray[..., None], 3, axis=2)
+    if mode == "RGB":  # one copy (convert would make a second, .copy() a third: 3 x 288 MB at 96 MP)
+        return np.array(image, dtype=np.uint8)
     if mode == "P" and "transparency" in image.info:
         image = image.convert("RGBA")
-    return np.asarray(image.convert("RGB"), dtype=np.uint8).copy()
+    return np.array(image.convert("RGB"), dtype=np.uint8)
 
 
 def output_format(loaded: LoadedImage, extension: str | None) -> str:
@@ -133,7 +145,8 @@ def output_format(loaded: LoadedImage, extension: str | None) -> str:
 
 
 def compose_output(loaded: LoadedImage, anonymized: np.ndarray, replaced: np.ndarray, file_format: str) -> Any:
-    """The output Pillow image: the original's mode, replaced pixels from ``anonymized``.
+    """The output Pillow image: the original's mode, replaced pixels from ``anonymized``
+    (for RGB images ``anonymized`` itself is completed in place and used).
 
     Pixels outside ``replaced`` keep their original values exactly (in any mode that the
     output format can store; JPEG cannot store alpha or 16 bits, so those are converted).
@@ -141,10 +154,12 @@ def compose_output(loaded: LoadedImage, anonymized: np.ndarray, replaced: np.nda
     from PIL import Image
 
     original = loaded.original
-    mode = original.mode
+    mode = loaded.mode
     where = replaced[..., None]
     if mode == "RGB":
-        result = Image.fromarray(np.where(where, anonymized, np.asarray(original)))
+        # In place (no image-sized temporary): ``anonymized`` becomes the output's pixels.
+        np.copyto(anonymized, loaded.rgb, where=~where)
+        result = Image.fromarray(anonymized)
     elif mode in ("RGBA", "LA", "L"):
         base = np.asarray(original)
         fresh = np.asarray(Image.fromarray(anonymized).convert(mode))
@@ -180,8 +195,8 @@ def write_image(
     file_format = output_format(loaded, extension)
     image = compose_output(loaded, anonymized, replaced, file_format)
     options: dict[str, Any] = {}
-    if loaded.original.info.get("icc_profile"):
-        options["icc_profile"] = loaded.original.info["icc_profile"]
+    if loaded.icc_profile:
+        options["icc_profile"] = loaded.icc_profile
     if file_format == "JPEG":
         options.update(quality=95)
     with atomic_output(Path(path)) as temporary:
@@ -259,8 +274,16 @@ class VideoTranscoder:
         max_pixels: Largest frame (width x height) decoded; larger videos fail before decoding.
 
     ``start`` and ``end`` are measured from the video stream's first timestamp; frame
-    indices are absolute (counted from the stream's first frame, whatever the span).
+    indices are absolute (counted from the stream's first frame, whatever the span). With
+    ``start > 0`` and a constant frame rate, decoding begins at the key frame before
+    ``start`` (a seek) and indices come from the timestamps (``time * rate``).
     Odd-sized video is written 4:2:0 with one edge row/column repeated to an even size.
+    Subtitle, data and further video streams are not copied (:attr:`notices` says so);
+    audio streams are copied with their language tags.
+
+    Threads: :meth:`frames` may run on one thread (a decoder) while :meth:`write` runs on
+    another (an encoder): every call into the output container holds :attr:`lock`, and the
+    source frames waiting for their anonymized version sit in a deque.
     """
 
     def __init__(
@@ -285,9 +308,12 @@ class VideoTranscoder:
         self.output: Any = None
         self.video_out: Any = None
         self.audio_map: dict[int, Any] = {}
-        self.pending: list[Any] = []
+        self.pending: deque[Any] = deque()  # decoded source frames not yet written
         self.early_audio: list[Any] = []  # audio packets read before the first frame
         self.frames_written = 0
+        self.lock = threading.Lock()
+        self.notices: list[str] = []
+        self.seeked = False  # whether frames() started at a key frame instead of frame 0
 
     def __enter__(self) -> "VideoTranscoder":
         self.input = open_video(self.source)
@@ -295,6 +321,11 @@ class VideoTranscoder:
         check_pixels(self.source, stream.codec_context.width, stream.codec_context.height, self.max_pixels)
         if stream.start_time is not None and stream.time_base is not None:
             self.origin = float(stream.start_time * stream.time_base)
+        dropped = [s for s in self.input.streams if s.type != "audio" and s.index != stream.index]
+        if dropped:
+            kinds = ", ".join(f"{s.type} #{s.index}" for s in dropped)
+            # Subtitles and data tracks may hold names or positions: they are not anonymized, so not copied.
+            self.notices.append(f"{self.source}: stream(s) not copied: {kinds} (only the first video and the audio)")
         return self
 
     def __exit__(self, *exc: Any) -> None:
@@ -325,7 +356,11 @@ class VideoTranscoder:
         if rotation:
             self.video_out.set_display_rotation(rotation)
         for audio in self.input.streams.audio:
-            self.audio_map[audio.index] = self.output.add_stream_from_template(audio)
+            copied = self.output.add_stream_from_template(audio)
+            language = audio.metadata.get("language")
+            if language:
+                copied.metadata["language"] = language
+            self.audio_map[audio.index] = copied
 
     def in_span(self, seconds: float) -> bool:
         """Whether a timestamp is in ``[start, end)``; without a start, negative timestamps
@@ -339,6 +374,12 @@ class VideoTranscoder:
         """Timestamp shift of the output (in ``time_base`` units): a span starts at 0."""
         return int(round((self.origin + self.start) / time_base)) if self.start else 0
 
+    def can_seek(self, video: Any) -> bool:
+        """Seek only where timestamps give frame numbers: a start, a known time base and a
+        constant frame rate (the average rate equals the stream's base rate)."""
+        rate = video.average_rate
+        return bool(self.start > 0 and video.time_base and rate and rate == video.base_rate)
+
     def frames(self) -> Iterator[tuple[int, np.ndarray]]:
         """Decoded frames in the time span as ``(absolute index, uint8 RGB [H, W, 3])``."""
         import av
@@ -346,44 +387,78 @@ class VideoTranscoder:
         video = self.input.streams.video[0]
         video.thread_type = "AUTO"
         streams = [video, *self.input.streams.audio]
-        index = 0
+        rate = video.average_rate
+        decoded = 0  # frames decoded since the (seek) position
+        last = -1  # absolute index of the last frame decoded
         try:
+            if self.can_seek(video):
+                self.input.seek(int((self.origin + self.start) / video.time_base), stream=video, backward=True)
+                self.seeked = True
             for packet in self.input.demux(streams):
                 if packet.stream.type == "audio":
                     self.pending_audio(packet)
                     continue
                 for frame in packet.decode():
-                    seconds = (
-                        float(frame.pts * frame.time_base)
-                        if frame.pts is not None
-                        else self.origin + index / float(video.average_rate or 25)
-                    )
-                    index += 1
+                    if self.seeked:
+                        index = self.index_from_time(frame, rate, last)
+                        seconds = float(frame.pts * frame.time_base)
+                    else:
+                        index = decoded
+                        seconds = (
+                            float(frame.pts * frame.time_base)
+                            if frame.pts is not None
+                            else self.origin + index / float(rate or 25)
+                        )
+                    decoded += 1
+                    last = index
                     if not self.in_span(seconds):
                         continue
                     if self.output is None:
                         self.open_output(frame)
-                        self.mux_pending_audio()
+                        with self.lock:
+                            self.mux_pending_audio()
                     self.pending.append(frame)
-                    yield index - 1, frame.to_ndarray(format="rgb24")
+                    yield index, frame.to_ndarray(format="rgb24")
         except av.FFmpegError as error:
             raise InputError(f"{self.source}: the video is corrupt: {error}") from error
         if self.output is None:
             raise InputError(f"{self.source}: no video frames in the requested span")
+        announced = video.frames  # from the container's header; 0 when it does not say
+        if announced and last + 1 < announced and (self.end is None or (last + 1) / float(rate or 25) < self.end):
+            raise InputError(
+                f"{self.source}: the video stops after frame {last} but its header announces {announced} frames "
+                "(truncated?); nothing was written for it"
+            )
+
+    def index_from_time(self, frame: Any, rate: Fraction, last: int) -> int:
+        """The absolute frame number of a frame decoded after a seek: its time times the rate."""
+        if frame.pts is None:
+            raise InputError(f"{self.source}: frames without timestamps; cannot start at --start by seeking")
+        seconds = float(frame.pts * frame.time_base) - self.origin
+        index = int(round(seconds * float(rate)))
+        if last < 0 and seconds > self.start + 1e-9:
+            raise InputError(f"{self.source}: seeking to {self.start}s landed after it ({seconds:.3f}s)")
+        if index <= last or abs(seconds * float(rate) - index) > 0.01:
+            raise InputError(
+                f"{self.source}: frame times are not on the grid of its {rate} fps rate; "
+                "cannot number frames after a seek"
+            )
+        return index
 
     def write(self, rgb: np.ndarray) -> None:
         """Encode the anonymized version of the oldest frame not yet written."""
         import av
 
-        source = self.pending.pop(0)
+        source = self.pending.popleft()
         height, width = rgb.shape[:2]
         if height % 2 or width % 2:
             rgb = np.pad(rgb, ((0, height % 2), (0, width % 2), (0, 0)), mode="edge")
         frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24")
         frame.pts = None if source.pts is None else source.pts - self.offset(source.time_base)
         frame.time_base = source.time_base
-        for packet in self.video_out.encode(frame):
-            self.output.mux(packet)
+        with self.lock:
+            for packet in self.video_out.encode(frame):
+                self.output.mux(packet)
         self.frames_written += 1
 
     def pending_audio(self, packet: Any) -> None:
@@ -395,7 +470,8 @@ class VideoTranscoder:
         if self.output is None:
             self.early_audio.append(packet)
             return
-        self.mux_audio(packet)
+        with self.lock:
+            self.mux_audio(packet)
 
     def mux_pending_audio(self) -> None:
         early, self.early_audio = self.early_audio, []
@@ -413,5 +489,6 @@ class VideoTranscoder:
     def flush(self) -> None:
         if self.pending:
             raise InputError(f"{len(self.pending)} frames were read but not written")
-        for packet in self.video_out.encode(None):
-            self.output.mux(packet)
+        with self.lock:
+            for packet in self.video_out.encode(None):
+                self.output.mux(packet)

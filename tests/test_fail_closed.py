@@ -284,3 +284,35 @@ def test_bad_flags_and_files_give_one_clear_line_and_no_traceback(tmp_path):
         assert result.exit_code == code, (args, result.output)
         assert "Traceback" not in result.output and "Error" in result.output or "FAILED" in result.output, args
         assert files_under(tmp_path / "out") == [], args
+
+
+# ------------------------------------------------------------------ memory
+def test_memory_per_person_is_its_box_not_the_image():
+    """Many persons on a large image: no image-sized mask per person (numpy peak traced)."""
+    import tracemalloc
+
+    from sganon.core.anonymizer import Anonymizer
+    from sganon.core.assembly import assemble
+    from sganon.core.detections import Detections
+    from sganon.core.structures import Box, Detection
+
+    side, count = 1500, 30
+    image = np.full((side, side, 3), 120, np.uint8)
+    persons = []
+    for i in range(count):
+        x, y = 40 + (i % 10) * 140, 60 + (i // 10) * 450
+        mask = np.zeros((80, 40), bool)
+        mask[5:75, 5:35] = True
+        persons.append(Detection(Box(x, y, x + 40, y + 80), 0.9, mask))
+    parts = assemble(preset="baseline.mask-black", detector="none", face_detector="none", detections_given=True)
+    anonymizer = Anonymizer(parts)
+    tracemalloc.start()
+    try:
+        result = anonymizer.anonymize(image, Detections(persons))
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert len(result.detections.persons) == count and result.replaced.sum() >= count * 70 * 30
+    # The output image and a few image-sized bool masks (replaced, covered, claimed): under
+    # 4 x the RGB size; one bool mask per person would add count x side^2 bytes (67 MB).
+    assert peak < 4 * image.nbytes, f"peak {peak / 1e6:.1f} MB for a {image.nbytes / 1e6:.1f} MB image"

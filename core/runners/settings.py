@@ -28,6 +28,8 @@ class RunSettings:
         lookback: Videos: frames a newly seen person / a face is also applied to, backwards.
         max_gap: Videos: frames a lost track is still anonymized.
         max_pixels: Largest image / video frame (width x height) read; larger ones fail.
+        overlap: Videos: decode and encode on threads of their own, beside anonymization
+            (same output; ``False`` runs every stage in turn on one thread).
     """
 
     extension: str | None = None
@@ -40,6 +42,7 @@ class RunSettings:
     lookback: int = 2
     max_gap: int = 5
     max_pixels: int = 100_000_000
+    overlap: bool = True
 
     def __post_init__(self) -> None:
         if self.detect_every < 1:

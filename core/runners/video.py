@@ -1,17 +1,25 @@
-"""Videos: decode, track persons across frames, anonymize, encode (audio, fps, rotation kept)."""
+"""Videos: decode, track persons across frames, anonymize, encode (audio, fps, rotation kept).
+
+With ``RunSettings.overlap`` (the default) decoding and encoding run on threads of their
+own (:mod:`.stages`), beside the detection and anonymization on the caller's thread; the
+frames are the same, in the same order, as without (same output bytes).
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, Iterable
+
+import numpy as np
 
 from ..anonymizer import Anonymizer
 from ..detections import Detections
 from ..errors import InputError
 from ..jobs import Job, output_name, path_inside
 from ..media import MP4_INSTEAD, VideoTranscoder, atomic_output
-from ..tracking import FrameWindow, PersonTracker
+from ..tracking import FrameWindow, PendingFrame, PersonTracker
 from .settings import Progress, RunResult, RunSettings
+from .stages import Stopped, StageThreads
 
 
 class VideoRunner:
@@ -30,51 +38,79 @@ class VideoRunner:
             result.notices.append(f"{job.source}: written as H.264 MP4 ({name}); {job.source.suffix} cannot hold H.264")
         target = path_inside(self.output, name, "the output name")
         reuse = settings.reuse
-        recorded = reuse.frames_of(job.name) if reuse is not None else []
-        if reuse is not None and not recorded:
+        if reuse is not None and not reuse.frames_of(job.name):
             raise InputError(f"the detections file has no frames of {job.name!r}; nothing was written for it")
-        tracker = PersonTracker(max_gap=settings.max_gap)
-        window = FrameWindow(settings.lookback, face_carry=max(2, settings.detect_every))
         with atomic_output(target) as temporary, VideoTranscoder(
             job.source, temporary, settings.start, settings.end, max_pixels=settings.max_pixels
         ) as video:
-
-            def emit(frames: list[Any]) -> None:
-                for frame in frames:
-                    index, rgb = frame.payload
-                    anonymized = self.anonymizer.anonymize(rgb, Detections(frame.persons, frame.faces), frame.track_ids)
-                    video.write(anonymized.image)
-                    result.timings.append(anonymized.timings)
-                    result.refound += anonymized.refound
-                    if settings.export:
-                        height, width = rgb.shape[:2]
-                        result.detections.append(
-                            {
-                                "file": job.name,
-                                "frame": index,
-                                "size": [height, width],
-                                **anonymized.detections.to_json(height, width),
-                            }
-                        )
-                    if progress is not None:
-                        progress(1)
-
-            last = -1
-            for count, (index, rgb) in enumerate(video.frames()):
-                height, width = rgb.shape[:2]
-                last = index
-                if reuse is not None:  # every frame needs its entry (fails closed otherwise)
-                    found: Detections | None = reuse.lookup(job.name, index, height, width)
-                elif count % settings.detect_every == 0:
-                    found = self.anonymizer.detect(rgb)
-                else:
-                    found = None
-                tracked = tracker.update(None if found is None else found.persons)
-                emit(window.push((index, rgb), tracked, tracker.born, [] if found is None else found.faces))
-            emit(window.drain())
-            if reuse is not None and settings.end is None and recorded[-1] > last:
-                raise InputError(
-                    f"the detections file has frames of {job.name!r} up to {recorded[-1]}, but the video ends at "
-                    f"frame {last}: they were recorded for another video"
-                )
+            if not settings.overlap:
+                self.anonymize_frames(job, video.frames(), video.write, result, progress)
+            else:
+                stages = StageThreads()
+                try:
+                    frames = stages.produce(video.frames())  # decoder thread
+                    write = stages.consume(video.write)  # encoder thread
+                    self.anonymize_frames(job, frames, write, result, progress)
+                    stages.finish()
+                except BaseException as error:
+                    stages.abort()  # raises the failing stage's error, if that caused the stop
+                    if isinstance(error, Stopped):  # cannot happen without a stage error; never pass silently
+                        raise InputError(f"{job.source}: the video stages stopped") from error
+                    raise
+            result.notices.extend(video.notices)
         result.written.append(target)
+
+    def anonymize_frames(
+        self,
+        job: Job,
+        frames: Iterable[tuple[int, np.ndarray]],
+        write: Callable[[np.ndarray], None],
+        result: RunResult,
+        progress: Progress | None,
+    ) -> None:
+        """Detect (or look up), track and anonymize ``frames`` (``(absolute index, rgb)``),
+        handing each anonymized frame to ``write`` in order."""
+        settings = self.settings
+        reuse = settings.reuse
+        recorded = reuse.frames_of(job.name) if reuse is not None else []
+        tracker = PersonTracker(max_gap=settings.max_gap)
+        window = FrameWindow(settings.lookback, face_carry=max(2, settings.detect_every))
+
+        def emit(ready: list[PendingFrame]) -> None:
+            for frame in ready:
+                index, rgb = frame.payload
+                anonymized = self.anonymizer.anonymize(rgb, Detections(frame.persons, frame.faces), frame.track_ids)
+                write(anonymized.image)
+                result.timings.append(anonymized.timings)
+                result.refound += anonymized.refound
+                if settings.export:
+                    height, width = rgb.shape[:2]
+                    result.detections.append(
+                        {
+                            "file": job.name,
+                            "frame": index,
+                            "size": [height, width],
+                            **anonymized.detections.to_json(height, width),
+                        }
+                    )
+                if progress is not None:
+                    progress(1)
+
+        last = -1
+        for count, (index, rgb) in enumerate(frames):
+            height, width = rgb.shape[:2]
+            last = index
+            if reuse is not None:  # every frame needs its entry (fails closed otherwise)
+                found: Detections | None = reuse.lookup(job.name, index, height, width)
+            elif count % settings.detect_every == 0:
+                found = self.anonymizer.detect(rgb)
+            else:
+                found = None
+            tracked = tracker.update(None if found is None else found.persons)
+            emit(window.push((index, rgb), tracked, tracker.born, [] if found is None else found.faces))
+        emit(window.drain())
+        if reuse is not None and settings.end is None and recorded[-1] > last:
+            raise InputError(
+                f"the detections file has frames of {job.name!r} up to {recorded[-1]}, but the video ends at "
+                f"frame {last}: they were recorded for another video"
+            )
