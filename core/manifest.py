@@ -13,7 +13,9 @@ file written for it (COCO images, visualizations). A run lists every input exact
 Before any work (:func:`plan_run`): temporary files a killed run left are removed;
 with ``resume``, inputs whose record says done, whose input is unchanged (size and sha256)
 and whose outputs are all present with the recorded sha256 are skipped (their records are
-carried over); any other input whose output already exists is refused unless ``overwrite``.
+carried over); any other input whose output already exists is refused unless ``overwrite``
+(or, with ``resume``, the old manifest records that output as this input's: a changed input
+or other settings then replace it).
 """
 
 from __future__ import annotations
@@ -162,7 +164,13 @@ def plan_run(
         plan.todo.append(job)
         plan.facts[job.name] = facts
         if not overwrite:
-            existing += [name for name in expected_outputs(job, extension, visualize) if (output / name).exists()]
+            # With resume, outputs the manifest records for this input are sganon's to replace.
+            ours = set((previous.get(job.name) or {}).get("outputs") or {})
+            existing += [
+                name
+                for name in expected_outputs(job, extension, visualize)
+                if (output / name).exists() and name not in ours
+            ]
     if existing:
         shown = ", ".join(existing[:5]) + (f" and {len(existing) - 5} more" if len(existing) > 5 else "")
         raise InputError(
