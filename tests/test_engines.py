@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from click.testing import CliRunner
+from click.testing import CliRunner, Result
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
@@ -38,7 +38,7 @@ def make_dataset(folder: Path, names: list[str] = NAMES) -> tuple[Path, Path]:
     return images, detections
 
 
-def anonymize(*args: object) -> "click.testing.Result":  # noqa: F821
+def anonymize(*args: object) -> Result:
     return CliRunner().invoke(cli, ["anonymize", *map(str, args)], catch_exceptions=False)
 
 
