@@ -127,6 +127,30 @@ def finite(ctx: click.Context, param: click.Parameter, value: float | None) -> f
 @click.option("--visualize", is_flag=True, help="Also write NAME.visualization.png: detections and surface map.")
 @click.option("--continue-on-error", is_flag=True, help="Go on with the other inputs when one fails.")
 @click.option(
+    "--resume",
+    is_flag=True,
+    help="Skip inputs that manifest.jsonl in the output folder lists as done, unchanged, with their outputs intact.",
+)
+@click.option("--overwrite", is_flag=True, help="Replace outputs that already exist (refused otherwise).")
+@click.option(
+    "--engine",
+    type=click.Choice(["local", "ray"]),
+    default="local",
+    show_default=True,
+    help="local: this process. ray: a pool of Ray workers (the `ray` extra; docs/scale-out.md).",
+)
+@click.option("--address", default=None, help="Ray engine: address of a running Ray cluster [default: start one here].")
+@click.option(
+    "--workers", type=click.IntRange(1, 4096), default=2, show_default=True, help="Ray engine: worker processes."
+)
+@click.option(
+    "--gpus-per-worker",
+    type=click.FloatRange(0, 64),
+    default=0.0,
+    show_default=True,
+    help="Ray engine: GPUs each worker reserves (use with --device cuda).",
+)
+@click.option(
     "--verify/--no-verify",
     default=True,
     show_default=True,
@@ -160,6 +184,12 @@ def anonymize(
     coco_images: Path | None,
     visualize: bool,
     continue_on_error: bool,
+    resume: bool,
+    overwrite: bool,
+    engine: str,
+    address: str | None,
+    workers: int,
+    gpus_per_worker: float,
     verify: bool,
     quiet: bool,
 ) -> None:
@@ -167,16 +197,30 @@ def anonymize(
 
     Offline, without imported weights, persons are replaced by a baseline (pixelation);
     the output says which generator was used. Inputs that fail are named and produce no
-    output; the exit code is then 1.
+    output; the exit code is then 1. Every input is recorded in OUTPUT/manifest.jsonl.
     """
-    from sganon.core.assembly import PipelineOptions, assemble, assemble_from_config
-    from sganon.core.anonymizer import Anonymizer
     from sganon.core.detections import DetectionFile, check_writable, write_detections
     from sganon.core.errors import ConfigError
     from sganon.core.jobs import check_output_names, check_paths, collect_jobs
+    from sganon.core.engines import PipelineRecipe, describe_run
+    from sganon.core.manifest import plan_run, settings_fingerprint
     from sganon.core.runners import FileAnonymizer, RunSettings
     from tqdm import tqdm
 
+    if engine == "local":
+        named = [flag for flag, used in (("--address", address is not None),
+                 ("--workers", ctx.get_parameter_source("workers") == click.core.ParameterSource.COMMANDLINE),
+                 ("--gpus-per-worker", gpus_per_worker > 0)) if used]
+        if named:
+            raise ConfigError(f"{', '.join(named)} only apply to --engine ray")
+    else:
+        from sganon.core.engines.ray_engine import import_ray
+
+        import_ray()  # a clear error naming the extra, before any work
+    if resume and overwrite:
+        raise ConfigError("give either --resume or --overwrite, not both")
+    if resume and export_detections is not None:
+        raise ConfigError("--resume cannot re-export the detections of the inputs it skips; drop --export-detections")
     if end is not None and end <= start:
         raise ConfigError(f"--end ({end}) must be after --start ({start})")
     skipped: list[tuple[Path, str]] = []
@@ -214,20 +258,15 @@ def anonymize(
                  ("--detector", detector), ("--face-detector", face_detector)) if value]
         if named:
             raise ConfigError(f"--config names the pipeline's parts; drop {', '.join(named)}")
-        parts, configured = assemble_from_config(
-            config_path, detections_given=reuse is not None, visualize=visualize,
-            device=device if "device" in given else None,
-        )
-        options.update({key: value for key, value in configured.items() if key not in given})
-    else:
-        parts = assemble(
-            generator, preset, embedder, detector, face_detector,
-            detections_given=reuse is not None, visualize=visualize, device=device,
-        )
-        options.update({key: value for key, value in parts.options.items() if key not in given})
-    if parts.notice:
-        click.echo(f"Note: {parts.notice}", err=True)
-    pipeline = Anonymizer(parts, PipelineOptions(**options))
+    recipe = PipelineRecipe(
+        names={"generator": generator, "preset": preset, "embedder": embedder, "detector": detector,
+               "face_detector": face_detector},
+        config=config_path,
+        options=options,
+        given=frozenset(given),
+        detections_given=reuse is not None,
+        visualize=visualize,
+    )
     settings = RunSettings(
         extension=ext,
         reuse=reuse,
@@ -238,12 +277,23 @@ def anonymize(
         detect_every=detect_every,
         max_pixels=max_pixels,
     )
-    runner = FileAnonymizer(pipeline, output, settings)
+    # The pipeline is built here for both engines: a wrong name fails before any work, and
+    # the generator it resolves to is reported (Ray workers build the same one).
+    parts, pipeline = recipe.build()
+    if parts.notice:
+        click.echo(f"Note: {parts.notice}", err=True)
+    fingerprint = settings_fingerprint({**describe_run(recipe, settings, detections_file), "generator": parts.generator_label})
+    plan = plan_run(jobs, output, ext, visualize, resume, overwrite, fingerprint)
+    for path in plan.removed:
+        click.echo(f"removed {path}: a temporary file left by an interrupted run", err=True)
+    if plan.carried:
+        click.echo(f"resumed: {len(plan.carried)} input(s) already done, {len(plan.todo)} to do", err=True)
     click.echo(
         f"generator: {parts.generator_label} ({'realistic' if parts.realistic else 'baseline, not realistic'})", err=True
     )
-    show = not quiet and (len(jobs) > 1 or any(job.kind == "video" for job in jobs))
-    files_bar = tqdm(total=len(jobs), unit="file", disable=not show or len(jobs) < 2, file=sys.stderr)
+    todo = plan.todo
+    show = not quiet and (len(todo) > 1 or any(job.kind == "video" for job in todo))
+    files_bar = tqdm(total=len(todo), unit="file", disable=not show or len(todo) < 2, file=sys.stderr)
     bars = []
 
     def frame_progress(job, total):
@@ -251,9 +301,26 @@ def anonymize(
         bars.append(bar)
         return bar.update
 
-    result = runner.run(
-        jobs, continue_on_error, on_job=lambda job: files_bar.update(1), frame_progress=frame_progress, skipped=skipped
-    )
+    def run_engine():
+        if engine == "ray":
+            from sganon.core.engines.ray_engine import run_ray
+
+            return run_ray(
+                recipe, settings, output, plan, address=address, workers=workers, gpus_per_worker=gpus_per_worker,
+                on_job=lambda job: files_bar.update(1), skipped=skipped, progress=False,
+            )
+        from sganon.core.engines.local import run_local
+
+        return run_local(
+            FileAnonymizer(pipeline, output, settings), plan, continue_on_error,
+            on_job=lambda job: files_bar.update(1), frame_progress=frame_progress, skipped=skipped,
+        )
+
+    restore = stop_on_signals()
+    try:
+        result = run_engine()
+    finally:
+        restore()
     for bar in bars:
         bar.close()
     files_bar.close()
@@ -263,20 +330,36 @@ def anonymize(
         write_detections(export_detections, result.detections)
         click.echo(f"detections written to {export_detections}", err=True)
     click.echo(f"wrote {len(result.written)} file(s) to {output}")
-    if verify and parts.face_detector is not None:
+    if verify and parts.face_detector is not None and engine == "local":
         click.echo(f"verification: re-found after the first pass: {result.refound} face(s), anonymized too", err=True)
     if result.skipped:
         click.echo(f"skipped {len(result.skipped)} file(s) of the input folders (listed above)", err=True)
     if result.failed:
         for path, reason in result.failed:
             click.echo(f"FAILED {path}: {reason}", err=True)
-        not_run = len(jobs) - len(result.written) - len(result.failed)
-        if not continue_on_error and not_run > 0:
+        not_run = len(todo) - len(result.written) - len(result.failed)
+        if engine == "local" and not continue_on_error and not_run > 0:
             click.echo(
                 f"stopped after the first failure; {not_run} input(s) not processed (use --continue-on-error)", err=True
             )
         click.echo(f"{len(result.failed)} input(s) failed; no output was written for them", err=True)
         sys.exit(1)
+
+
+def stop_on_signals():
+    """SIGTERM ends the run like Ctrl-C (SIGINT): the current temporary file is removed on the
+    way out (atomic_output), so no partial output is left. Returns what restores the handler."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return lambda: None
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    return lambda: signal.signal(signal.SIGTERM, previous)
 
 
 COMMANDS = [anonymize]

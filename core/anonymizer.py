@@ -17,6 +17,7 @@ over everything.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import time
 from dataclasses import dataclass
 from typing import Any, Iterator
@@ -63,6 +64,13 @@ def stage(name: str, timings: dict[str, float] | None = None) -> Iterator[None]:
             timings[name] = timings.get(name, 0.0) + time.perf_counter() - start
 
 
+def item_seed(seed: int, item: str) -> int:
+    """A 63-bit seed from ``(seed, item)``, stable across processes and machines (sha256;
+    Python's ``hash`` of a string changes per process)."""
+    digest = hashlib.sha256(f"{seed}\0{item}".encode("utf-8")).digest()
+    return int.from_bytes(digest[:8], "big") >> 1
+
+
 @dataclass
 class AnonymizedImage:
     """The result for one image.
@@ -100,6 +108,12 @@ class Anonymizer:
         self.options = options or PipelineOptions()
         self.device = torch.device(self.options.device)
         self.rng = torch.Generator().manual_seed(self.options.seed)
+
+    def reseed(self, item: str) -> None:
+        """Restart the random stream for one item (an image's or a video's name relative to
+        its input root): its output then depends only on the options, the seed and that name,
+        never on which items ran before it, in which order, or on which worker."""
+        self.rng = torch.Generator().manual_seed(item_seed(self.options.seed, item))
 
     @classmethod
     def from_names(cls, options: PipelineOptions | None = None, **names: Any) -> "Anonymizer":

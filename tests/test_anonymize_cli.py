@@ -124,7 +124,8 @@ def test_folders_are_mirrored_and_modes_kept(tmp_path):
     result = run(str(tree), "-o", str(tmp_path / "out"), "--generator", "mask-out", "--detections", str(given))
     assert result.exit_code == 0, result.output
     out = tmp_path / "out"
-    assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file()) == sorted(names)
+    written = sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file())
+    assert written == sorted([*names, "manifest.jsonl"])
     inside = person_mask()
     for name, source in zip(names, [rgb, gray, rgba, deep]):
         image = Image.open(out / name)
@@ -181,7 +182,9 @@ def test_broken_inputs_give_a_clear_error_and_no_output(tmp_path, name):
     result = run(str(source), "-o", str(tmp_path / "out"))
     assert result.exit_code == 1
     assert f"FAILED {source}" in result.output and "no output was written" in result.output
-    assert not any((tmp_path / "out").rglob("*")) if (tmp_path / "out").exists() else True
+    # Only the run manifest (which records the failure) may be there.
+    out = tmp_path / "out"
+    assert [p.name for p in out.rglob("*")] in ([], ["manifest.jsonl"]) if out.exists() else True
 
 
 def test_continue_on_error_processes_the_good_inputs_and_still_fails(tmp_path):
@@ -193,7 +196,7 @@ def test_continue_on_error_processes_the_good_inputs_and_still_fails(tmp_path):
     assert "1 input(s) not processed" in stopped.output
     going = run(str(tmp_path / "in"), "-o", str(tmp_path / "go"), "--continue-on-error")
     assert going.exit_code == 1 and (tmp_path / "go" / "b_good.png").exists()
-    assert sorted(p.name for p in (tmp_path / "go").iterdir()) == ["b_good.png"]  # no temp files left
+    assert sorted(p.name for p in (tmp_path / "go").iterdir()) == ["b_good.png", "manifest.jsonl"]  # no temp files
 
 
 def test_unknown_flags_and_missing_inputs_are_usage_errors(tmp_path):

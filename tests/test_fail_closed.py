@@ -44,7 +44,8 @@ def person_entry(height: int = HEIGHT, width: int = WIDTH) -> dict:
 
 
 def files_under(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.rglob("*") if p.is_file()) if folder.exists() else []
+    # The run manifest (which records the failure) is not an output.
+    return sorted(p for p in folder.rglob("*") if p.is_file() and p.name != "manifest.jsonl") if folder.exists() else []
 
 
 def make_video(path: Path, frames: int = 6, width: int = 64, height: int = 48, rate: int = 10) -> None:

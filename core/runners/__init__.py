@@ -56,6 +56,7 @@ class FileAnonymizer:
                 if job.kind == "image":
                     self.images.run(job, result)
                 elif job.kind == "video":
+                    self.videos.anonymizer.reseed(job.name)  # frames then draw in order, within this video only
                     self.videos.run(job, result, frame_progress(job, None) if frame_progress else None)
                 else:
                     self.coco.run(job, result, continue_on_error)

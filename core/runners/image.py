@@ -44,6 +44,7 @@ class ImageRunner:
         """Anonymize ``job`` and write it as ``name`` (default: the job's name) under the output;
         ``extra_persons(height, width)`` gives persons known beforehand (COCO annotations)."""
         name = name or job.name
+        self.anonymizer.reseed(name)
         extension = self.settings.extension
         target = path_inside(self.output, output_name(name, extension), "the output name")
         loaded = read_image(job.source, self.settings.max_pixels)

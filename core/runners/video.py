@@ -8,7 +8,7 @@ frames are the same, in the same order, as without (same output bytes).
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Callable, Iterable
 
 import numpy as np
 
