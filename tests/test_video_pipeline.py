@@ -235,7 +235,10 @@ def test_a_faststart_video_cut_mid_stream_fails_without_output(tmp_path, kept):
     broken.write_bytes(data[: int(len(data) * kept)])
     result = run_cli(broken, "-o", tmp_path / "out", *NO_DETECTORS)
     assert result.exit_code == 1 and f"FAILED {broken}" in result.output
-    assert not [p for p in (tmp_path / "out").rglob("*") if p.is_file()] if (tmp_path / "out").exists() else True
+    written = [p for p in (tmp_path / "out").rglob("*") if p.is_file() and p.name != "manifest.jsonl"]
+    assert not written  # only the run manifest, which lists the input as failed
+    entries = [json.loads(line) for line in (tmp_path / "out" / "manifest.jsonl").read_text().splitlines()]
+    assert [entry["status"] for entry in entries] == ["failed"]
 
 
 def test_subtitles_are_dropped_with_a_notice_and_audio_keeps_its_language(tmp_path):
