@@ -100,10 +100,11 @@ for _module in COMMAND_MODULES:
 
 
 def add_plugin_commands() -> None:
-    """Let plugins add commands (loads plugins; a broken plugin is skipped, not fatal)."""
-    from sganon.core.plugins import hooks
+    """Let plugins add commands (loads the plugins of other distributions: sganon's own add
+    none; a broken plugin is skipped, not fatal)."""
+    from sganon.core.plugins import command_hooks
 
-    hooks().sganon_add_commands(cli=cli)
+    command_hooks().sganon_add_commands(cli=cli)
 
 
 def main(argv: list[str] | None = None) -> None:

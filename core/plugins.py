@@ -72,17 +72,29 @@ class PluginManager:
         self.hooks = pluggy.PluginManager(hookspecs.PROJECT)
         self.hooks.add_hookspecs(hookspecs)
         self.plugins: dict[str, PluginInfo] = {}
-        self._loaded = False
+        self._seen: set[tuple[str, str]] = set()
+        self._complete = False
 
-    def load(self, blocked: Iterable[str] = ()) -> list[PluginInfo]:
-        """Load every plugin not blocked (only once; later calls return the same list)."""
-        if self._loaded:
+    def load(self, blocked: Iterable[str] = (), other_distributions_only: bool = False) -> list[PluginInfo]:
+        """Load every plugin not blocked (each once; later calls return the same list).
+
+        Args:
+            blocked: Plugin names not to load.
+            other_distributions_only: Load only plugins of other distributions than sganon
+                (their commands are what ``sganon --help`` needs; sganon's own add none), so
+                listing commands does not import torch.
+        """
+        if self._complete:
             return list(self.plugins.values())
-        self._loaded = True
         blocked = set(blocked) | blocked_from_env()
         skip_third_party = autoload_disabled()
         for entry_point in sorted(entry_points(group=ENTRY_POINT_GROUP), key=lambda ep: ep.name):
             info = self._describe(entry_point)
+            if other_distributions_only and info.distribution == FIRST_PARTY_DISTRIBUTION:
+                continue
+            if (info.name, info.distribution) in self._seen:
+                continue
+            self._seen.add((info.name, info.distribution))
             if info.name in self.plugins:
                 info.error = (
                     f"plugin name {info.name!r} is declared twice (distributions "
@@ -97,6 +109,7 @@ class PluginManager:
                 info.error = "blocked (--plugin no:NAME or SGANON_BLOCK_PLUGINS)"
                 continue
             self._import(info, entry_point)
+        self._complete = not other_distributions_only
         return list(self.plugins.values())
 
     @staticmethod
@@ -152,4 +165,11 @@ def load_plugins(blocked: Iterable[str] = ()) -> list[PluginInfo]:
 def hooks() -> Any:
     """The pluggy hook relay, after loading plugins: ``hooks().sganon_presets()``."""
     load_plugins()
+    return plugin_manager().hooks.hook
+
+
+def command_hooks() -> Any:
+    """The hook relay with the plugins of other distributions loaded (enough for
+    ``sganon_add_commands``: sganon's own plugins add no commands)."""
+    plugin_manager().load(other_distributions_only=True)
     return plugin_manager().hooks.hook

@@ -58,3 +58,24 @@ def test_importing_the_command_line_does_not_import_torch_or_mmengine():
     code = "import sys, sganon.cli.main; print(sorted(m for m in ('torch', 'mmengine', 'mediapipe') if m in sys.modules))"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "[]"
+
+
+def test_help_lists_commands_without_importing_torch_and_sganon_plugins_add_none():
+    """`sganon --help` loads only other distributions' plugins for their commands; that is
+    complete because sganon's own plugins implement no `sganon_add_commands`."""
+    import importlib
+    import subprocess
+    import sys
+    from importlib.metadata import entry_points
+
+    for entry_point in entry_points(group="sganon.plugins"):
+        if entry_point.dist is not None and entry_point.dist.name == "sganon":
+            module = importlib.import_module(entry_point.value)
+            assert not hasattr(module, "sganon_add_commands"), entry_point.value
+    code = (
+        "import sys; from sganon.cli.main import main\n"
+        "try:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
+        "print('TORCH' if 'torch' in sys.modules else 'NO-TORCH')"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert "anonymize" in result.stdout and result.stdout.strip().endswith("NO-TORCH")
