@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from sganon.core.media import DEFAULT_MAX_PIXELS
+from sganon.core.images import DEFAULT_MAX_PIXELS
 
 
 def finite(ctx: click.Context, param: click.Parameter, value: float | None) -> float | None:

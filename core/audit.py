@@ -32,7 +32,7 @@ from .atomic import atomic_output
 from .boxes import box_iou
 from .errors import InputError
 from .interfaces import Detector
-from .media import image_extensions, read_image
+from .images import image_extensions, read_image
 from .structures import Box, Detection
 
 #: Default fraction of a face box that must be replaced for the face to count as anonymized.

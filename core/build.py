@@ -21,8 +21,7 @@ from typing import Any
 from .atomic import atomic_output
 from .components import available, component_class
 from .errors import ComponentNotFoundError, ConfigError, PresetError
-from .interfaces import PROFILES
-from .capabilities import EmbedderCapabilities, GeneratorCapabilities
+from .capabilities import PROFILES, EmbedderCapabilities, GeneratorCapabilities
 from .presets import Preset, all_presets, get_preset, registry_defaults
 
 

@@ -21,8 +21,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .capabilities import (  # noqa: F401  (PROFILES: re-exported)
-    PROFILES,
+from .capabilities import (
     DetectorCapabilities,
     DiscriminatorCapabilities,
     EmbedderCapabilities,

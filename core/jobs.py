@@ -12,7 +12,8 @@ from pathlib import Path
 from typing import Iterable
 
 from .errors import InputError
-from .media import image_extensions, is_video
+from .images import image_extensions
+from .video import is_video
 
 
 @dataclass
@@ -133,7 +134,7 @@ def check_paths(jobs: list[Job], output: Path, extra_inputs: Iterable[Path] = ()
 
 def job_output_name(job: Job, extension: str | None) -> str:
     """The name a job's output gets under ``-o`` (images: ``extension``; WebM video: MP4)."""
-    from .media import MP4_INSTEAD
+    from .video import MP4_INSTEAD
 
     if job.kind == "video":
         return output_name(job.name, "mp4") if job.source.suffix.lower() in MP4_INSTEAD else job.name

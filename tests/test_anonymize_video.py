@@ -11,7 +11,7 @@ import av
 import numpy as np
 from click.testing import CliRunner
 from sganon.cli.main import cli
-from sganon.core.media import probe_video
+from sganon.core.video import probe_video
 from sganon.core.rle import encode_rle
 
 WIDTH, HEIGHT, FPS, SECONDS = 160, 120, 10, 2

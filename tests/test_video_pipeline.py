@@ -17,7 +17,7 @@ from sganon.core.anonymizer import Anonymizer
 from sganon.core.assembly import assemble
 from sganon.core.detections import DetectionFile
 from sganon.core.jobs import collect_jobs
-from sganon.core.media import VideoTranscoder
+from sganon.core.video import VideoTranscoder
 from sganon.core.rle import encode_rle
 from sganon.core.runners import FileAnonymizer, RunSettings
 from sganon.core.runners.stages import StageThreads

@@ -126,7 +126,7 @@ def prepare_from_coco(
         progress: called with ``(images done, images total)``.
     """
     from ..runners.coco import coco_person
-    from ..media import read_image
+    from ..images import read_image
 
     if not use_annotation_masks and detector is None:
         raise ConfigError("prepare needs a detector, or use_annotation_masks")

@@ -14,7 +14,7 @@ import numpy as np
 from ..boxes import mask_bounds
 from ..errors import InputError, SganonError
 from ..jobs import Job, confined_name, output_name, path_inside
-from ..media import atomic_output
+from ..atomic import atomic_output
 from ..rle import decode_rle, polygons_to_mask
 from ..structures import Box, Detection
 from .image import ImageRunner

@@ -8,7 +8,8 @@ from typing import Callable
 from ..anonymizer import AnonymizedImage, Anonymizer
 from ..detections import Detections, pixels_sha256
 from ..jobs import Job, output_name, path_inside
-from ..media import LoadedImage, atomic_output, read_image, write_image
+from ..atomic import atomic_output
+from ..images import LoadedImage, read_image, write_image
 from ..structures import Detection
 from .settings import RunResult, RunSettings
 

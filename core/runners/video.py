@@ -16,7 +16,8 @@ from ..anonymizer import Anonymizer
 from ..detections import Detections
 from ..errors import InputError
 from ..jobs import Job, output_name, path_inside
-from ..media import MP4_INSTEAD, VideoTranscoder, atomic_output
+from ..atomic import atomic_output
+from ..video import MP4_INSTEAD, VideoTranscoder
 from ..tracking import FrameWindow, PendingFrame, PersonTracker
 from .settings import Progress, RunResult, RunSettings
 from .stages import Stopped, StageThreads

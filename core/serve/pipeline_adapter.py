@@ -21,7 +21,8 @@ from ..assembly import PipelineOptions, PipelineParts, assemble
 from ..detections import Detections, write_detections
 from ..errors import AnonymizationError, ConfigError, InputError
 from ..jobs import Job
-from ..media import VIDEO_EXTENSIONS, image_extensions, probe_video, read_image, write_image
+from ..images import image_extensions, read_image, write_image
+from ..video import VIDEO_EXTENSIONS, probe_video
 from ..presets import PIPELINE, all_presets
 from ..runners import FileAnonymizer, RunSettings
 
