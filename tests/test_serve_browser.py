@@ -228,7 +228,14 @@ def test_photo_in_browser(server, page, screenshots):
     assert page.input_value("#seed") != seed_before
     after = fetch_image(f"{base}/api/runs/{third}/files/result")
     assert not np.array_equal(before[persons], after[persons]), "a new seed must give another result"
-    assert np.array_equal(before[far], after[far])
+    # Far from everything either run replaced (the verification pass may add face regions
+    # where a new fill happens to look like a face), nothing changed.
+    far_both = far.copy()
+    for run in (second, third):
+        for later in json.loads(fetch(f"{base}/api/runs/{run}/files/detections"))["images"]:
+            far_both &= outside_boxes(original.shape[:2], later)
+    assert far_both.mean() > 0.2
+    assert np.array_equal(before[far_both], after[far_both])
     page.screenshot(path=str(screenshots / "serve-photo-new-person.png"))
     assert page.outside_requests == [], f"the page fetched from elsewhere: {page.outside_requests}"
 
