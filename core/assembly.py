@@ -17,7 +17,7 @@ from typing import Any
 
 from .build import check_fit
 from .capabilities import GeneratorCapabilities
-from .components import build_component, component_class
+from .components import available, build_component, component_class
 from .errors import ComponentNotFoundError, ConfigError, PresetError, SganonError, WeightsError
 from .interfaces import Detector, Generator, SurfaceEmbedder
 from .presets import PIPELINE, Defaults, Preset, all_presets, get_preset, registry_defaults
@@ -55,6 +55,18 @@ class PipelineOptions:
     verify: bool = True
 
     def __post_init__(self) -> None:
+        # Options also come from configs and presets (data): check their types, not only ranges.
+        expected = {
+            "batch_size": int, "seed": int, "feather": int, "detect_max_side": int,
+            "face_margin": (int, float), "device": str, "paste_order": str, "verify": bool,
+        }
+        for name, kind in expected.items():
+            value = getattr(self, name)
+            if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+                raise ConfigError(f"pipeline option {name} has the wrong type: {value!r}")
+        truncation = self.truncation
+        if truncation is not None and (isinstance(truncation, bool) or not isinstance(truncation, (int, float))):
+            raise ConfigError(f"pipeline option truncation must be a number or None, got {self.truncation!r}")
         if self.paste_order not in ("area", "detection"):
             raise ConfigError(f"paste order must be 'area' or 'detection', got {self.paste_order!r}")
         if self.batch_size < 1:
@@ -146,7 +158,8 @@ def generator_preset(generator: str | None, preset: str | None, defaults: Defaul
         return chosen, None
     cls = component_class("generator", generator or "")
     if cls.capabilities(cls.default_args("paper")).trainable:
-        weighted = [p for p in all_presets().values() if p.kind == "generator" and p.component == cls.name and p.weights]
+        presets = all_presets().values()
+        weighted = [p for p in presets if p.kind == "generator" and p.component == cls.name and p.weights]
         if not weighted:
             raise WeightsError(f"generator {generator!r} needs trained weights and no preset provides them")
         return weighted[0], None
@@ -324,7 +337,7 @@ def assemble_from_config(
     def config_class(role: str, kind: str, cfg: dict[str, Any]) -> tuple[type, dict[str, Any]]:
         cls = MODELS.get(cfg.get("type", "")) if isinstance(cfg, dict) else None
         if cls is None:
-            names = ", ".join(sorted(c.name for c in registered_of(kind)))
+            names = ", ".join(available(kind))
             raise ConfigError(
                 f"{path}: the {role} {cfg.get('type') if isinstance(cfg, dict) else cfg!r} is not registered "
                 f"(is its plugin installed and not blocked? `sganon plugins list`); available {kind}s: {names}"
@@ -381,9 +394,3 @@ def assemble_from_config(
         embedder=embedder,
     )
     return to_device(parts, options.get("device", "cpu")), options
-
-
-def registered_of(kind: str) -> list[type]:
-    from .components import registered
-
-    return list(registered(kind).values())

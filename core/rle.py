@@ -56,7 +56,7 @@ def decode_rle(rle: dict[str, Any]) -> np.ndarray:
 
 def _fills(compressed: dict[str, Any], pixels: int) -> bool:
     """Whether the runs of a compressed RLE add up to exactly ``pixels``."""
-    total, shift, value, runs = 0, 0, 0, []
+    shift, value, runs = 0, 0, []
     for char in compressed["counts"]:
         c = char - 48
         value |= (c & 0x1F) << shift
@@ -67,8 +67,7 @@ def _fills(compressed: dict[str, Any], pixels: int) -> bool:
             value |= -1 << shift
         runs.append(value + (runs[-2] if len(runs) > 2 else 0))
         shift, value = 0, 0
-    total = sum(runs)
-    return total == pixels and all(r >= 0 for r in runs)
+    return sum(runs) == pixels and all(r >= 0 for r in runs)
 
 
 def polygons_to_mask(polygons: list[list[float]], height: int, width: int) -> np.ndarray:

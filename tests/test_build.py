@@ -169,3 +169,17 @@ def test_blocking_a_plugin_of_a_default_names_what_is_missing(tmp_path, monkeypa
     assert result.returncode == 2, result.stderr
     assert "registry.yaml" in result.stderr and "not available" in result.stderr and "Traceback" not in result.stderr
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("options", [{"batch_size": "x"}, {"truncation": "high"}, {"verify": "yes"}, {"seed": 1.5}])
+def test_a_config_with_options_of_the_wrong_type_is_a_clear_error(tmp_path, options):
+    (tmp_path / "cfg.py").write_text(f"anonymizer = dict(generator=dict(type='Pixelate'), options={options!r})\n")
+    from PIL import Image
+
+    Image.fromarray(np.zeros((20, 20, 3), np.uint8)).save(tmp_path / "photo.png")
+    result = CliRunner().invoke(
+        cli, ["anonymize", str(tmp_path / "photo.png"), "-o", str(tmp_path / "out"), "--config", str(tmp_path / "cfg.py")]
+    )
+    assert result.exit_code == 2, result.output
+    assert "wrong type" in result.output or "must be a number" in result.output
+    assert not (tmp_path / "out" / "photo.png").exists()
