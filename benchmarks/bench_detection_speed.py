@@ -31,17 +31,21 @@ def main() -> None:
     import torch
 
     torch.set_num_threads(2)
+    import dataclasses
+
     import oldoffline.detectors as old
     from bench_pipeline import STAGES, composite
-    from sganon.core.pipeline import Anonymizer, choose_generator
+    from sganon.core.anonymizer import Anonymizer
+    from sganon.core.assembly import PipelineOptions, assemble
 
-    import sganon.plugins.offline.detectors as new
-
-    choice = choose_generator(None, None, None)
-    pipelines = {
-        "before": Anonymizer(choice, old.OfflinePersonDetector(), old.OfflineFaceDetector()),
-        "after": Anonymizer(choice, new.OfflinePersonDetector(), new.OfflineFaceDetector()),
+    parts = assemble()  # the offline default: detectors `offline` + `offline-face`, baseline generator
+    before = dataclasses.replace(parts, detector=old.OfflinePersonDetector(), face_detector=old.OfflineFaceDetector())
+    pipelines = {  # before issue 11 there was no verification pass
+        "before": Anonymizer(before, PipelineOptions(verify=False)),
+        "after": Anonymizer(parts, PipelineOptions(verify=False)),
+        "after+verify": Anonymizer(parts, PipelineOptions(verify=True)),
     }
+    stages = (*STAGES, "verify")
     for people in range(1, 6):
         image = composite(people)
         runs: dict[str, list[dict]] = {label: [] for label in pipelines}
@@ -53,10 +57,10 @@ def main() -> None:
                 result = anonymizer.anonymize(image)
                 runs[label].append({"total": time.perf_counter() - start, **result.timings})
         for label, found in runs.items():
-            row = {key: statistics.median(run.get(key, 0.0) for run in found) for key in ("total", *STAGES)}
+            row = {key: statistics.median(run.get(key, 0.0) for run in found) for key in ("total", *stages)}
             print(
                 f"{people} people {label:6s}: total {row['total']:.2f} s | "
-                + " ".join(f"{key} {row[key]:.2f}" for key in STAGES if row[key] >= 0.005),
+                + " ".join(f"{key} {row[key]:.2f}" for key in stages if row[key] >= 0.005),
                 flush=True,
             )
 

@@ -319,7 +319,12 @@ class VSAMGenerator(Generator):
             z = z * truncation
 
         inputs = [condition, mask] + ([embedding] if self.input_surface else [])
-        x = self.from_rgb(torch.cat(inputs, dim=1))
+        x = torch.cat(inputs, dim=1)
+        inference = not torch.is_grad_enabled()
+        if inference:  # channels-last throughout: oneDNN's convolutions and the style gathers are faster so
+            x = x.contiguous(memory_format=torch.channels_last)
+            gammas = [g.contiguous(memory_format=torch.channels_last) if g is not None else None for g in gammas]
+        x = self.from_rgb(x)
         skips = []
         for block in self.encoder:
             x = block(x)
@@ -332,6 +337,8 @@ class VSAMGenerator(Generator):
                 x = x + getattr(self, f"unet_block{i}")(skips[-1 - i], gain=RESIDUAL_GAIN)
             x = block(x, (gammas[2 * i], gammas[2 * i + 1]))
         raw = self.to_rgb(x)
+        if inference:
+            raw = raw.contiguous()
         img = CompositeKnown.apply(condition, raw, mask)
         return {"img": img, "img_raw": raw}
 

@@ -65,6 +65,11 @@ def fir(x: torch.Tensor, gain: float = 1.0) -> torch.Tensor:
     return x
 
 
+def is_channels_last(x: torch.Tensor) -> bool:
+    """Whether ``x`` ``[N, C, H, W]`` is laid out channels-last (and not also plain NCHW)."""
+    return x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous()
+
+
 def fir_inference(x: torch.Tensor, gain: float = 1.0) -> torch.Tensor:
     """:func:`fir` as one depthwise convolution (in channels-last layout: two separable 1-D ones).
 
@@ -73,7 +78,7 @@ def fir_inference(x: torch.Tensor, gain: float = 1.0) -> torch.Tensor:
     """
     channels = x.shape[1]
     taps = torch.tensor(FIR_TAPS, dtype=x.dtype, device=x.device) * math.sqrt(gain)
-    if x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous():
+    if is_channels_last(x):
         x = F.conv2d(x, taps.view(1, 1, 1, 4).expand(channels, 1, 1, 4), groups=channels)
         return F.conv2d(x, taps.view(1, 1, 4, 1).expand(channels, 1, 4, 1), groups=channels)
     return F.conv2d(x, torch.outer(taps, taps).expand(channels, 1, 4, 4), groups=channels)
@@ -126,8 +131,9 @@ def conv_resample(
         spread[:, :, ::2, ::2] = x
         return fir(F.pad(spread, (2, 1, 2, 1)), gain=4.0)
     if not torch.is_grad_enabled():  # oneDNN's transposed conv is 1.2-3x faster in channels-last layout
+        layout = torch.channels_last if is_channels_last(x) else torch.contiguous_format
         x = F.conv_transpose2d(x.contiguous(memory_format=torch.channels_last), weight.transpose(0, 1), stride=2)
-        return fir(F.pad(x.contiguous(), (1, 1, 1, 1)), gain=4.0)  # back to NCHW, like the rest
+        return fir(F.pad(x.contiguous(memory_format=layout), (1, 1, 1, 1)), gain=4.0)  # the caller's layout
     x = F.conv_transpose2d(x, weight.transpose(0, 1), stride=2)
     return fir(F.pad(x, (1, 1, 1, 1)), gain=4.0)
 
@@ -143,11 +149,15 @@ def instance_norm_std_(x: torch.Tensor, scale: float = 1.0) -> tuple[torch.Tenso
     ``x * s`` with ``s = scale / sqrt(var + 1e-8)`` equals ``(x - mean) * s + mean * s``;
     the caller adds ``shift = mean * s`` ``[N, C, 1, 1]`` together with its bias. Centering
     in place and summing squares is several times faster on CPUs than ``Tensor.var``
-    (a Welford reduction) and as accurate.
+    (a Welford reduction) and as accurate. In channels-last layout the norm kernel is slow
+    (a strided reduction), squaring then averaging is fast.
     """
     mean = x.mean(dim=(2, 3), keepdim=True)
     x = x.sub_(mean)
-    var = torch.linalg.vector_norm(x, dim=(2, 3), keepdim=True).square_().div_(x.shape[2] * x.shape[3])
+    if is_channels_last(x):
+        var = x.square().mean(dim=(2, 3), keepdim=True)
+    else:
+        var = torch.linalg.vector_norm(x, dim=(2, 3), keepdim=True).square_().div_(x.shape[2] * x.shape[3])
     s = (var + 1e-8).rsqrt_().mul_(scale)
     return x.mul_(s), mean.mul_(s)
 

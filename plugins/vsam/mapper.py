@@ -256,16 +256,14 @@ class SurfaceLatentMapper(nn.Module):
 
 
 def gather_pixels(values: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
-    """``values`` ``[R, C]`` looked up at ``ids`` ``[B, H, W]`` -> contiguous ``[B, C, H, W]``.
+    """``values`` ``[R, C]`` looked up at ``ids`` ``[B, H, W]`` -> ``[B, C, H, W]`` in channels-last layout.
 
-    Gathers along the rows of ``values.T`` per sample, which writes the NCHW result in
-    order (a row gather gives channels-last, and NCHW consumers then run 3-4x slower).
+    A row gather (one contiguous copy of C values per pixel), which is the memory order
+    of the channels-last tensors the generator's inference path runs on.
     """
-    columns = values.t().contiguous()
-    out = values.new_empty(ids.shape[0], values.shape[1], ids.shape[1] * ids.shape[2])
-    for sample, sample_ids in enumerate(ids):
-        torch.index_select(columns, 1, sample_ids.reshape(-1), out=out[sample])
-    return out.view(ids.shape[0], values.shape[1], *ids.shape[1:])
+    batch, height, width = ids.shape
+    rows = torch.index_select(values, 0, ids.reshape(-1))
+    return rows.view(batch, height, width, values.shape[1]).permute(0, 3, 1, 2)
 
 
 class StyleHead(nn.Module):
