@@ -54,6 +54,10 @@ class Box(NamedTuple):
             min(max(self.y1, 0), image_height),
         )
 
+    def shifted(self, dx: int, dy: int) -> "Box":
+        """This box moved by ``(dx, dy)`` pixels (e.g. from a crop's frame to the image's)."""
+        return Box(self.x0 + dx, self.y0 + dy, self.x1 + dx, self.y1 + dy)
+
     def intersect(self, other: "Box") -> "Box":
         return Box(max(self.x0, other.x0), max(self.y0, other.y0), min(self.x1, other.x1), min(self.y1, other.y1))
 

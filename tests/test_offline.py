@@ -138,6 +138,32 @@ def test_offline_detectors_find_the_astronaut_and_her_face(astronaut):
     assert face.box.x0 <= nose_x < face.box.x1 and face.box.y0 <= nose_y < face.box.y1
 
 
+def test_the_person_detectors_worker_threads_change_nothing(astronaut):
+    """Faces and the finest tiling run in worker threads: the same image gives the same
+    persons every time, also when the face ensemble's cached result is not there."""
+    from sganon.plugins.offline.detectors import face_finder
+
+    detector = build_component("detector", "offline")
+    runs = []
+    for _ in range(2):
+        face_finder()._last = None
+        runs.append(detector.detect(astronaut))
+    assert [p.box for p in runs[0]] == [p.box for p in runs[1]]
+    assert all(np.array_equal(a.full_mask(), b.full_mask()) for a, b in zip(*runs))
+
+
+def test_an_error_in_a_detector_worker_reaches_the_caller(astronaut, monkeypatch):
+    """A failing face ensemble (worker thread) fails the detection: no person list without faces."""
+    detector = build_component("detector", "offline")
+
+    def broken(image):
+        raise RuntimeError("face model failed")
+
+    monkeypatch.setattr(detector.faces, "find", broken)
+    with pytest.raises(RuntimeError, match="face model failed"):
+        detector.detect(astronaut)
+
+
 def test_offline_detectors_find_nothing_in_noise():
     noise = np.random.default_rng(0).integers(0, 256, (120, 160, 3), dtype=np.uint8)
     assert build_component("detector", "offline").detect(noise) == []

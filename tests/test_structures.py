@@ -169,3 +169,14 @@ def test_box_clip_lies_inside_image(box, height, width):
     assert 0 <= inside.x0 <= inside.x1 <= width or inside.is_empty()
     assert inside.area <= box.area
     assert Box.from_list(box.to_list()) == box
+
+
+@settings(max_examples=50, deadline=None)
+@given(st.lists(st.integers(-1000, 1000), min_size=6, max_size=6))
+def test_a_shifted_box_keeps_its_size_and_shifts_back(values):
+    x0, y0, w, h, dx, dy = values
+    box = Box(x0, y0, x0 + abs(w), y0 + abs(h))
+    moved = box.shifted(dx, dy)
+    assert (moved.width, moved.height) == (box.width, box.height)
+    assert (moved.x0 - box.x0, moved.y1 - box.y1) == (dx, dy)
+    assert moved.shifted(-dx, -dy) == box

@@ -6,6 +6,10 @@ image's short side (so wide and tall images do not shrink faces), also on copies
 by 90 and 270 degrees (images stored sideways, people lying down). Boxes are merged by
 non-maximum suppression.
 
+MediaPipe's graphs run on one core each; CenterFace (onnxruntime) runs in a worker thread
+beside them, and the person detector looks for faces in a worker thread while it scans for
+bodies, so a detection keeps both cores of a small machine busy.
+
 Persons (``offline``): BlazePose person proposals (every candidate of MediaPipe's
 multi-person pose detector) on the whole image and on square tiles at up to three
 scales, plus proposals seeded from faces that no body covers; then MediaPipe Pose with
@@ -18,6 +22,8 @@ from __future__ import annotations
 import hashlib
 import inspect
 import math
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable, ClassVar
 
 import numpy as np
@@ -74,10 +80,6 @@ def non_maximum_suppression(items: list[ScoredBox], iou: float) -> list[ScoredBo
     return [items[i] for i in torchvision.ops.nms(boxes, scores, iou).tolist()]
 
 
-def shift_box(box: Box, tile: Box) -> Box:
-    return Box(box.x0 + tile.x0, box.y0 + tile.y0, box.x1 + tile.x0, box.y1 + tile.y0)
-
-
 def unrotate_box(box: Box, turns: int, height: int, width: int) -> Box:
     """A box found in ``np.rot90(image, turns)`` mapped back to ``image`` (``height x width``)."""
     turns %= 4
@@ -99,7 +101,7 @@ def scan_tiles(
     for tile in square_tiles(height, width, per_short_side):
         pixels = np.ascontiguousarray(image[tile.y0 : tile.y1, tile.x0 : tile.x1])
         for box, score in find(pixels):
-            inside = shift_box(box, tile).clip(height, width)
+            inside = box.shifted(tile.x0, tile.y0).clip(height, width)
             if not inside.is_empty():
                 found.append((inside, score))
     return found
@@ -148,12 +150,15 @@ class FaceFinder:
         self.centerface_min_side = centerface_min_side
         self.centerface_max_pixels = centerface_max_pixels
         self.models = MediaPipeModels(min_face_score=min_score)
-        self.centerface = CenterFace() if use_centerface else None
+        # One onnxruntime thread: CenterFace runs beside MediaPipe (one core each).
+        self.centerface = CenterFace(threads=1) if use_centerface else None
         self.centerface_score = centerface_score
         self.min_tile_side = min_tile_side
         self.centerface_max_side = centerface_max_side
         self.rotations = rotations
         self._last: tuple[bytes, list[ScoredBox]] | None = None
+        self._lock = threading.Lock()  # the MediaPipe graphs are not thread-safe
+        self._centerface_worker: ThreadPoolExecutor | None = None
 
     def mediapipe(self, image: np.ndarray, turns: int = 0) -> list[ScoredBox]:
         """MediaPipe full-range faces on the square tiles of the image (turned ``turns`` x 90
@@ -187,16 +192,23 @@ class FaceFinder:
         and the face detector share one run per image."""
         image = rgb_pixels(image)
         key = image_key(image)
-        if self._last is not None and self._last[0] == key:
-            found = self._last[1]
-            self._last = None  # serve one repeat only: a later call (e.g. a benchmark) recomputes
-            return list(found)
-        found = self.centerface_faces(image) + self.mediapipe(image)
-        if self.rotations:
-            found += self.mediapipe(image, 1) + self.mediapipe(image, 3)
-        merged = non_maximum_suppression(found, 0.3)
-        self._last = (key, merged)
-        return list(merged)
+        with self._lock:
+            if self._last is not None and self._last[0] == key:
+                found = self._last[1]
+                self._last = None  # serve one repeat only: a later call (e.g. a benchmark) recomputes
+                return list(found)
+            if self._centerface_worker is None:
+                self._centerface_worker = ThreadPoolExecutor(1, thread_name_prefix="centerface")
+            centerface = self._centerface_worker.submit(self.centerface_faces, image)
+            try:
+                found = self.mediapipe(image)
+                if self.rotations:
+                    found += self.mediapipe(image, 1) + self.mediapipe(image, 3)
+            finally:
+                found_by_centerface = centerface.result()  # also waits when MediaPipe failed
+            merged = non_maximum_suppression(found_by_centerface + found, 0.3)
+            self._last = (key, merged)
+            return list(merged)
 
 
 #: One face ensemble per settings, shared by detector instances (the models are loaded once
@@ -305,16 +317,21 @@ class OfflinePersonDetector(Detector):
         self.seed_from_faces = seed_from_faces
         self.duplicate_iou = duplicate_iou
         self.faces = face_finder() if seed_from_faces else None
+        self.worker_models = MediaPipeModels(min_pose_score=min_score)  # the proposal worker's graphs
+        self._workers: ThreadPoolExecutor | None = None
 
-    def body_proposals(self, image: np.ndarray, per_short_side: int) -> list[ScoredBox]:
+    def body_proposals(
+        self, image: np.ndarray, per_short_side: int, models: MediaPipeModels | None = None
+    ) -> list[ScoredBox]:
         """Body squares of every BlazePose candidate on the image's square tiles (``per_short_side``
-        across its short side), in image pixels (may pass the borders)."""
+        across its short side), in image pixels (may pass the borders). ``models``: the graphs
+        to run (another thread's set; default this detector's)."""
         height, width = image.shape[:2]
         found = []
         for tile in square_tiles(height, width, per_short_side):
             pixels = np.ascontiguousarray(image[tile.y0 : tile.y1, tile.x0 : tile.x1])
-            for proposal in self.models.detect_poses(pixels):
-                body = shift_box(proposal.body_box(1.25 * self.crop_scale), tile)
+            for proposal in (models or self.models).detect_poses(pixels):
+                body = proposal.body_box(1.25 * self.crop_scale).shifted(tile.x0, tile.y0)
                 if not body.clip(height, width).is_empty():
                     found.append((body, proposal.score))
         return found
@@ -322,17 +339,20 @@ class OfflinePersonDetector(Detector):
     def detect(self, image: np.ndarray) -> list[Detection]:
         image = rgb_pixels(image)
         height, width = image.shape[:2]
-        proposals: list[ScoredBox] = []
-        for per_side in tile_scales(height, width, self.min_tile_side, self.max_tiles_per_side):
-            proposals += self.body_proposals(image, per_side)
-        persons: list[Detection] = []
-        # Pixels of persons already found are blanked in later crops, so Pose (which takes
-        # the most prominent person of a crop) moves on to the next one in a crowd.
-        covered = np.zeros((height, width), dtype=bool)
-        for box, score in non_maximum_suppression(proposals, 0.5):
-            self.add_person(persons, covered, self.person_in(image, box, score, covered))
-        if self.faces is not None:
-            faces = self.faces.find(image)
+        # Two worker threads meanwhile: the face ensemble, and the finest tiling's proposals
+        # (MediaPipe runs a graph on one core; the finest scale has the most tiles).
+        if self._workers is None:
+            self._workers = ThreadPoolExecutor(2, thread_name_prefix="offline-detector")
+        scales = tile_scales(height, width, self.min_tile_side, self.max_tiles_per_side)
+        finest = self._workers.submit(self.body_proposals, image, scales[-1], self.worker_models)
+        faces_found = self._workers.submit(self.faces.find, image) if self.faces is not None else None
+        try:
+            proposals = [box for per_side in scales[:-1] for box in self.body_proposals(image, per_side)]
+        finally:  # wait for the workers also after an error
+            proposals += finest.result()
+            faces = faces_found.result() if faces_found is not None else None
+        persons, covered = self.persons_from_proposals(image, proposals)
+        if faces is not None:
             for face, score in faces:
                 inside = covered[face.y0 : face.y1, face.x0 : face.x1]
                 if inside.size and inside.mean() > 0.5:
@@ -340,6 +360,19 @@ class OfflinePersonDetector(Detector):
                 self.add_person(persons, covered, self.person_in(image, body_below(face), score, covered, face=face))
             persons = [with_face(person, faces, height, width) for person in persons]
         return persons
+
+    def persons_from_proposals(
+        self, image: np.ndarray, proposals: list[ScoredBox]
+    ) -> tuple[list[Detection], np.ndarray]:
+        """Persons of the body proposals (merged by NMS), and the pixels their masks cover."""
+        height, width = image.shape[:2]
+        persons: list[Detection] = []
+        # Pixels of persons already found are blanked in later crops, so Pose (which takes
+        # the most prominent person of a crop) moves on to the next one in a crowd.
+        covered = np.zeros((height, width), dtype=bool)
+        for box, score in non_maximum_suppression(proposals, 0.5):
+            self.add_person(persons, covered, self.person_in(image, box, score, covered))
+        return persons, covered
 
     def add_person(self, persons: list[Detection], covered: np.ndarray, person: Detection | None) -> None:
         if person is not None and self.add_unless_duplicate(persons, person):
