@@ -30,7 +30,7 @@ import numpy as np
 import sganon.plugins.baselines  # noqa: F401  (registered also without installed entry points)
 import sganon.plugins.offline  # noqa: F401
 
-STAGES = ("detect", "embed", "crop", "generate", "paste", "faces")
+STAGES = ("detect", "embed", "crop", "generate", "paste", "faces", "verify")
 
 
 def composite(people: int, shift: int = 0) -> np.ndarray:
