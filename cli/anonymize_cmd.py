@@ -9,6 +9,7 @@ from pathlib import Path
 import click
 
 from sganon.core.images import DEFAULT_MAX_PIXELS
+from sganon.core.precision import PRECISIONS
 
 
 def finite(ctx: click.Context, param: click.Parameter, value: float | None) -> float | None:
@@ -85,7 +86,17 @@ def finite(ctx: click.Context, param: click.Parameter, value: float | None) -> f
 @click.option(
     "--batch-size", type=click.IntRange(1, 256), default=8, show_default=True, help="Crops per generator call."
 )
-@click.option("--device", default="cpu", show_default=True, help="Torch device of the generator (cpu, cuda, cuda:1).")
+@click.option(
+    "--device", default="cpu", show_default=True, help="Torch device of every model (cpu, cuda, cuda:1)."
+)
+@click.option(
+    "--precision",
+    type=click.Choice(PRECISIONS),
+    default="fp32",
+    show_default=True,
+    help="Model arithmetic: fp32 (the references' results), tf32 (CUDA matmuls/convs), bf16 or fp16 autocast "
+    "(faster on GPUs, outputs deviate; docs/anonymize.md).",
+)
 @click.option(
     "--detect-max-side",
     type=click.IntRange(64, 100000),
@@ -176,6 +187,7 @@ def anonymize(
     feather: int,
     batch_size: int,
     device: str,
+    precision: str,
     detect_max_side: int,
     start: float,
     end: float | None,
@@ -239,7 +251,7 @@ def anonymize(
     reuse = DetectionFile.read(detections_file) if detections_file else None
     given = {
         name
-        for name in ("batch_size", "truncation", "seed", "feather", "detect_max_side", "device", "verify")
+        for name in ("batch_size", "truncation", "seed", "feather", "detect_max_side", "device", "precision", "verify")
         if ctx.get_parameter_source(name) == click.core.ParameterSource.COMMANDLINE
     }
     options = {
@@ -249,6 +261,7 @@ def anonymize(
         "feather": feather,
         "detect_max_side": detect_max_side,
         "device": device,
+        "precision": precision,
         "verify": verify,
         # Exported face boxes are the replaced regions already: re-used ones are not grown again.
         "face_margin": 0.0 if reuse else 0.2,

@@ -18,9 +18,10 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import math
 import time
 from dataclasses import dataclass
-from typing import Any, Iterator
+from typing import Any, ContextManager, Iterator
 
 import numpy as np
 import torch
@@ -42,6 +43,7 @@ from .crops import (
 from .detections import Detections, scale_detection
 from .errors import AnonymizationError, SganonError
 from .interfaces import Generator
+from .precision import apply_tf32, model_autocast
 from .structures import Box, Detection, SurfaceMap, check_rgb_image
 
 
@@ -95,6 +97,25 @@ class AnonymizedImage:
     refound: int = 0
 
 
+def verification_window(
+    replaced: np.ndarray, margin: float = 0.25, min_margin: int = 32, whole_above: float = 0.5
+) -> Box | None:
+    """Where the verification pass looks: the box of the ``replaced`` pixels (bool ``[H, W]``)
+    grown by ``margin`` of its size on each side (at least ``min_margin`` pixels), so faces cut
+    by a replaced region's edge are seen whole; the whole image when that box would cover more
+    than ``whole_above`` of it; ``None`` when nothing was replaced."""
+    bounds = mask_bounds(replaced)
+    if bounds is None:
+        return None
+    height, width = replaced.shape
+    dx = max(min_margin, math.ceil(bounds.width * margin))
+    dy = max(min_margin, math.ceil(bounds.height * margin))
+    window = Box(bounds.x0 - dx, bounds.y0 - dy, bounds.x1 + dx, bounds.y1 + dy).clip(height, width)
+    if window.width * window.height > whole_above * height * width:
+        return Box(0, 0, width, height)
+    return window
+
+
 class Anonymizer:
     """Anonymizes images: detection, surface maps, generation, paste-back.
 
@@ -107,7 +128,18 @@ class Anonymizer:
         self.parts = parts
         self.options = options or PipelineOptions()
         self.device = torch.device(self.options.device)
+        apply_tf32(self.options.precision, self.device)
         self.rng = torch.Generator().manual_seed(self.options.seed)
+
+    def autocast(self) -> ContextManager[Any]:
+        """The autocast context of model forwards at ``options.precision`` (none for fp32/tf32)."""
+        return model_autocast(self.options.precision, self.device)
+
+    def to_device(self, tensor: torch.Tensor) -> torch.Tensor:
+        """``tensor`` on the pipeline's device; to a GPU from pinned memory, without a host sync."""
+        if self.device.type != "cuda":
+            return tensor.to(self.device)
+        return tensor.pin_memory().to(self.device, non_blocking=True)
 
     def reseed(self, item: str) -> None:
         """Restart the random stream for one item (an image's or a video's name relative to
@@ -136,7 +168,7 @@ class Anonymizer:
             small = np.asarray(Image.fromarray(image).resize(size, Image.Resampling.BILINEAR, reducing_gap=3.0))
             factor = small.shape[1] / width
         found: list[Detection] = []
-        with stage("detect", timings):
+        with stage("detect", timings), self.autocast():
             if self.parts.detector is not None:
                 found += self.parts.detector.detect(small)
             if self.parts.face_detector is not None:
@@ -153,6 +185,7 @@ class Anonymizer:
         image: np.ndarray,
         detections: Detections | None = None,
         latent_keys: list[int] | None = None,
+        faces_scanned: bool = False,
     ) -> AnonymizedImage:
         """Anonymize ``image`` (uint8 RGB ``[H, W, 3]``).
 
@@ -161,9 +194,13 @@ class Anonymizer:
             detections: Detections to use instead of running the detectors.
             latent_keys: One integer per person (e.g. a video track id): the same key
                 gives the same latent, so the same synthetic identity.
+            faces_scanned: ``detections`` come from :meth:`detect` on this very image, so
+                the face detector has seen all of it (always so when ``detections`` is
+                ``None``): the verification pass then only looks near what was replaced.
         """
         check_rgb_image(image)
         timings: dict[str, float] = {}
+        faces_scanned = faces_scanned or detections is None
         if detections is None:
             detections = self.detect(image, timings)
         height, width = image.shape[:2]
@@ -174,7 +211,7 @@ class Anonymizer:
         keys = None if latent_keys is None else [latent_keys[i] for i in order]
         parts, caps = self.parts, self.parts.generator_caps
         surfaces: list[SurfaceMap] = []
-        with stage("embed", timings):
+        with stage("embed", timings), self.autocast():
             if parts.embedder is not None and persons:
                 surfaces = parts.embedder.embed(image, persons)
                 if len(surfaces) != len(persons):
@@ -242,7 +279,7 @@ class Anonymizer:
         refound = 0
         if self.options.verify and parts.face_detector is not None:
             with stage("verify", timings):
-                out, refound = self.verify(out, replaced, face_regions)
+                out, refound = self.verify(out, replaced, face_regions, near_replaced_only=faces_scanned)
         for i, person in enumerate(persons):
             region = regions_by_person.get(i)
             box = union_box(person.box, None if region is None else region_bounds(*region))
@@ -261,10 +298,19 @@ class Anonymizer:
             or_into(replaced, *crop.region_inside(height, width))
         return out
 
-    def verify(self, out: np.ndarray, replaced: np.ndarray, face_regions: list[Detection]) -> tuple[np.ndarray, int]:
+    def verify(
+        self, out: np.ndarray, replaced: np.ndarray, face_regions: list[Detection], near_replaced_only: bool = False
+    ) -> tuple[np.ndarray, int]:
         """The verification pass: faces the face detector finds in ``out`` where (almost)
         nothing was replaced are anonymized by the region path (their box grown by the face
         margin), until none is found or after :data:`VERIFY_ROUNDS` rounds.
+
+        The detector scans the whole output, or with ``near_replaced_only`` (the first pass
+        ran the same face detector on this image) only :func:`verification_window`, the
+        neighbourhood of what was replaced: everywhere else the output's pixels are the
+        input's, which the first pass scanned, and every face it found was replaced. What the
+        pass then catches is what the changed pixels make detectable: faces cut by a replaced
+        region's edge, faces a detector sees only in the new context.
 
         Returns:
             The image and how many faces were found again; ``replaced`` and ``face_regions``
@@ -275,7 +321,14 @@ class Anonymizer:
         height, width = out.shape[:2]
         refound = 0
         for _ in range(VERIFY_ROUNDS):
-            left = find_faces_left([self.parts.face_detector], out, replaced)
+            window = verification_window(replaced) if near_replaced_only else Box(0, 0, width, height)
+            if window is None:  # nothing replaced: the output is the input the first pass scanned
+                break
+            view = (slice(window.y0, window.y1), slice(window.x0, window.x1))
+            left = [
+                Detection(face.box.shifted(window.x0, window.y0), face.score, label="face")
+                for face in find_faces_left([self.parts.face_detector], np.ascontiguousarray(out[view]), replaced[view])
+            ]
             if not left:
                 break
             crops = []
@@ -324,14 +377,17 @@ class Anonymizer:
                 chunk = indices[start : start + self.options.batch_size]
                 batch = collate([crops[i] for i in chunk])
                 batch.image, batch.mask, batch.border, batch.embedding = (
-                    t.to(self.device) for t in (batch.image, batch.mask, batch.border, batch.embedding)
+                    self.to_device(t) for t in (batch.image, batch.mask, batch.border, batch.embedding)
                 )
                 if batch.vertices is not None:
-                    batch.vertices = batch.vertices.to(self.device)
+                    batch.vertices = self.to_device(batch.vertices)
                 z = self.latents(latent_size, [keys[i] for i in chunk])
-                result = generator.anonymize(
-                    batch, z=None if z is None else z.to(self.device), truncation=self.options.truncation, rng=self.rng
-                )
+                with self.autocast():
+                    result = generator.anonymize(
+                        batch, z=None if z is None else self.to_device(z), truncation=self.options.truncation,
+                        rng=self.rng,
+                    )
+                result = result.float()
                 if tuple(result.shape) != tuple(batch.image.shape):
                     raise AnonymizationError(
                         f"the generator returned {tuple(result.shape)} for a batch of {tuple(batch.image.shape)}"

@@ -20,6 +20,7 @@ from .capabilities import GeneratorCapabilities
 from .components import available, build_component, component_class
 from .errors import ComponentNotFoundError, ConfigError, PresetError, SganonError, WeightsError
 from .interfaces import Detector, Generator, SurfaceEmbedder
+from .precision import PRECISIONS
 from .presets import PIPELINE, Defaults, Preset, all_presets, get_preset, registry_defaults
 
 #: A detector or face detector given as this name is not used.
@@ -42,6 +43,10 @@ class PipelineOptions:
             ``"detection"`` (the detector's order, as the paper's anonymizer).
         verify: Run the face detector on the output; faces found where nothing was replaced
             go through the region path, until none is found (at most ``VERIFY_ROUNDS``).
+        precision: Arithmetic of the model forwards (detector, embedder, generators), one of
+            :data:`PRECISIONS`: ``"fp32"`` (TF32 off on CUDA, so results match the
+            references), ``"tf32"`` (TF32 matmuls and convolutions on CUDA), ``"bf16"`` /
+            ``"fp16"`` (autocast); see :mod:`sganon.core.precision`.
     """
 
     batch_size: int = 8
@@ -53,12 +58,13 @@ class PipelineOptions:
     device: str = "cpu"
     paste_order: str = "area"
     verify: bool = True
+    precision: str = "fp32"
 
     def __post_init__(self) -> None:
         # Options also come from configs and presets (data): check their types, not only ranges.
         expected = {
             "batch_size": int, "seed": int, "feather": int, "detect_max_side": int,
-            "face_margin": (int, float), "device": str, "paste_order": str, "verify": bool,
+            "face_margin": (int, float), "device": str, "paste_order": str, "verify": bool, "precision": str,
         }
         for name, kind in expected.items():
             value = getattr(self, name)
@@ -69,6 +75,8 @@ class PipelineOptions:
             raise ConfigError(f"pipeline option truncation must be a number or None, got {self.truncation!r}")
         if self.paste_order not in ("area", "detection"):
             raise ConfigError(f"paste order must be 'area' or 'detection', got {self.paste_order!r}")
+        if self.precision not in PRECISIONS:
+            raise ConfigError(f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
         if self.batch_size < 1:
             raise ConfigError(f"batch size must be >= 1, got {self.batch_size}")
         if self.truncation is not None and not 0.0 <= self.truncation <= 1.0:

@@ -9,7 +9,7 @@ import torch.nn.functional as F
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sganon.core.crops import dilate, dilation_radius, disk, paste_back, prepare_person_crop
-from sganon.core.errors import AnonymizationError, InputError, WeightsError
+from sganon.core.errors import AnonymizationError, ConfigError, InputError, WeightsError
 from sganon.core.interfaces import Generator
 from dataclasses import replace
 
@@ -313,6 +313,27 @@ def test_the_realistic_path_wires_vsam_and_cse_together():
     assert first.replaced[given.persons[0].mask_in_image(200, 160)].all()
     assert np.array_equal(first.image[~first.replaced], image[~first.replaced])
     assert (first.image[first.replaced] != image[first.replaced]).any()
+    # Under bf16 autocast (CPU) the same pixels are replaced and only the generated ones move.
+    low = Anonymizer(chosen, PipelineOptions(seed=1, precision="bf16")).anonymize(image, given, latent_keys=[3])
+    assert np.array_equal(low.replaced, first.replaced)
+    assert np.array_equal(low.image[~low.replaced], image[~low.replaced])
+    # DensePose ran in bf16, so a few pixels' embeddings land nearer another vertex; most do not.
+    valid = first.surfaces[0].valid
+    assert (low.surfaces[0].vertices[valid] == first.surfaces[0].vertices[valid]).mean() > 0.9
+
+
+def test_precision_is_checked_and_the_vertex_search_ignores_autocast():
+    from sganon.core.precision import model_autocast
+    from sganon.plugins.cse.anonymize import closest_vertices
+
+    with pytest.raises(ConfigError, match="precision"):
+        PipelineOptions(precision="fp8")
+    generator = torch.Generator().manual_seed(0)
+    table = F.normalize(torch.randn(500, 16, generator=generator), dim=1)
+    pixels = torch.randn(300, 16, generator=generator)
+    expected = closest_vertices(pixels, table)
+    with model_autocast("bf16", "cpu"):
+        assert torch.equal(closest_vertices(pixels, table), expected)
 
 
 def test_every_assembled_component_receives_the_requested_device():
@@ -332,24 +353,69 @@ def test_every_assembled_component_receives_the_requested_device():
         assert all(t.device.type == "meta" for t in [*module.parameters(), *module.buffers()])
 
 
-def test_the_verification_pass_anonymizes_faces_found_in_the_output():
-    """A face the first pass missed (the detector saw none) but the detector finds in the
-    output is anonymized by the region path, counted, and exported."""
+class MarkerFaceDetector:
+    """A face detector that finds the pure-white blocks of an image (by content, so it also
+    works on the crops the verification pass hands it) and records the sizes it was shown."""
 
-    class LateFaceDetector:
-        labels = ("face",)
-        calls = 0
+    labels = ("face",)
 
-        def detect(self, image):
-            LateFaceDetector.calls += 1
-            return [] if LateFaceDetector.calls == 1 else [Detection(Box(20, 10, 44, 40), 0.9, label="face")]
+    def __init__(self) -> None:
+        self.shapes: list[tuple[int, int]] = []
 
+    def detect(self, image):
+        from sganon.core.boxes import mask_bounds
+
+        self.shapes.append(image.shape[:2])
+        box = mask_bounds((image == 255).all(axis=2))
+        return [] if box is None else [Detection(box, 0.9, label="face")]
+
+
+def marked_image() -> np.ndarray:
     image = smooth_image(80, 90, seed=6)
-    chosen = replace(assemble(generator="pixelate", detector="none", face_detector="none"), face_detector=LateFaceDetector())
-    result = Anonymizer(chosen, PipelineOptions(verify=True)).anonymize(image)
+    image[10:40, 20:44] = 255  # the "face"
+    return image
+
+
+def test_the_verification_pass_anonymizes_faces_the_given_detections_missed():
+    """With given detections the face detector never saw the image: the verification pass
+    scans the whole output, and a face it finds is anonymized by the region path, counted
+    and exported."""
+    image = marked_image()
+    chosen = replace(assemble(generator="pixelate", detector="none", face_detector="none"), face_detector=MarkerFaceDetector())
+    result = Anonymizer(chosen, PipelineOptions(verify=True)).anonymize(image, Detections([], []))
     assert result.refound >= 1 and result.replaced[10:40, 20:44].all()
+    assert chosen.face_detector.shapes[0] == (80, 90)
     assert any(face.box.intersect(Box(20, 10, 44, 40)).area == 24 * 30 for face in result.detections.faces)
     assert np.array_equal(result.image[~result.replaced], image[~result.replaced])
-    LateFaceDetector.calls = 0
-    unverified = Anonymizer(chosen, PipelineOptions(verify=False)).anonymize(image)
+    unverified = Anonymizer(chosen, PipelineOptions(verify=False)).anonymize(image, Detections([], []))
     assert unverified.refound == 0 and np.array_equal(unverified.image, image)
+
+
+def test_after_its_own_scan_the_verification_pass_looks_near_what_was_replaced():
+    """When the detectors ran on the image (no detections given), the first pass found the face;
+    the verification pass then shows the detector only the neighbourhood of the replaced pixels."""
+    image = np.concatenate([marked_image(), smooth_image(80, 400, seed=7)], axis=1)  # 80 x 490
+    detector = MarkerFaceDetector()
+    chosen = replace(assemble(generator="pixelate", detector="none", face_detector="none"), face_detector=detector)
+    result = Anonymizer(chosen, PipelineOptions(verify=True)).anonymize(image)
+    assert result.refound == 0 and result.replaced[10:40, 20:44].all()
+    first, *verification = detector.shapes
+    assert first == (80, 490) and verification and all(width < 490 for _, width in verification)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(8, 120), st.integers(8, 120), st.data())
+def test_the_verification_window_holds_every_replaced_pixel_with_a_margin(height, width, data):
+    from sganon.core.anonymizer import verification_window
+
+    replaced = np.zeros((height, width), bool)
+    assert verification_window(replaced) is None
+    y0, x0 = data.draw(st.integers(0, height - 1)), data.draw(st.integers(0, width - 1))
+    y1, x1 = data.draw(st.integers(y0 + 1, height)), data.draw(st.integers(x0 + 1, width))
+    replaced[y0:y1, x0:x1] = True
+    window = verification_window(replaced, min_margin=4)
+    assert window == window.clip(height, width)
+    assert window.x0 <= max(0, x0 - 4) and window.y0 <= max(0, y0 - 4)
+    assert window.x1 >= min(width, x1 + 4) and window.y1 >= min(height, y1 + 4)
+    if window.area > 0.5 * height * width:
+        assert window == Box(0, 0, width, height)

@@ -30,10 +30,11 @@ class ImageRunner:
         height, width = loaded.rgb.shape[:2]
         reuse = self.settings.reuse
         detections = reuse.lookup(name, None, height, width, pixels) if reuse else None
+        faces_scanned = detections is None  # the detectors run on this image (here or in anonymize)
         if extra_persons:
             detections = detections or self.anonymizer.detect(loaded.rgb)
             detections = Detections(detections.persons + extra_persons, detections.faces)
-        return self.anonymizer.anonymize(loaded.rgb, detections)
+        return self.anonymizer.anonymize(loaded.rgb, detections, faces_scanned=faces_scanned)
 
     def run(
         self,

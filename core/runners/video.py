@@ -79,8 +79,10 @@ class VideoRunner:
 
         def emit(ready: list[PendingFrame]) -> None:
             for frame in ready:
-                index, rgb = frame.payload
-                anonymized = self.anonymizer.anonymize(rgb, Detections(frame.persons, frame.faces), frame.track_ids)
+                index, rgb, scanned = frame.payload
+                anonymized = self.anonymizer.anonymize(
+                    rgb, Detections(frame.persons, frame.faces), frame.track_ids, faces_scanned=scanned
+                )
                 write(anonymized.image)
                 result.timings.append(anonymized.timings)
                 result.refound += anonymized.refound
@@ -108,7 +110,10 @@ class VideoRunner:
             else:
                 found = None
             tracked = tracker.update(None if found is None else found.persons)
-            emit(window.push((index, rgb), tracked, tracker.born, [] if found is None else found.faces))
+            # payload: the frame and whether the detectors ran on it (the verification pass
+            # may then look near the replaced regions only)
+            scanned = reuse is None and found is not None
+            emit(window.push((index, rgb, scanned), tracked, tracker.born, [] if found is None else found.faces))
         emit(window.drain())
         if reuse is not None and settings.end is None and recorded[-1] > last:
             raise InputError(

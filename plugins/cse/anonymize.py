@@ -35,6 +35,7 @@ import torch.nn.functional as F
 from sganon.core.boxes import PAPER_MIN_AREA, expand_person_box, tight_box
 from sganon.core.crops import PersonCrop, paste_back, prepare_person_crop, to_uint8
 from sganon.core.errors import ConfigError, InputError
+from sganon.core.precision import without_autocast
 from sganon.core.structures import Box, Detection, SurfaceMap
 
 #: The generator's crop size (height, width).
@@ -175,7 +176,12 @@ def closest_vertices(pixels: torch.Tensor, vertex_table: torch.Tensor, chunk_siz
     """
     if chunk_size <= 0:
         raise ConfigError(f"chunk_size must be positive, got {chunk_size}")
-    pixels = pixels.to(vertex_table.device, vertex_table.dtype)
+    with without_autocast(vertex_table.device):  # in the table's dtype also under autocast
+        return nearest_rows(pixels.to(vertex_table.device, vertex_table.dtype), vertex_table, chunk_size)
+
+
+def nearest_rows(pixels: torch.Tensor, vertex_table: torch.Tensor, chunk_size: int) -> torch.Tensor:
+    """:func:`closest_vertices` of ``pixels`` already in the table's device and dtype."""
     if pixels.shape[0] == 0:
         return torch.zeros(0, dtype=torch.int64, device=vertex_table.device)
     table_t = vertex_table.t()

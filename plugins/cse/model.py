@@ -25,6 +25,7 @@ import torch
 from torch import nn
 
 from sganon.core.errors import InputError
+from sganon.core.precision import without_autocast
 
 from .config import CSEConfig
 from .detection import (
@@ -95,8 +96,9 @@ class DensePoseCSE(nn.Module):
 
     @property
     def mesh_vertex_embeddings(self) -> torch.Tensor:
-        """``[K, E]`` unit-norm embeddings of the ``smpl_27554`` mesh vertices (K = 27554)."""
-        with torch.no_grad():
+        """``[K, E]`` unit-norm embeddings of the ``smpl_27554`` mesh vertices (K = 27554), in
+        the weights' dtype also under autocast (the vertex search needs full precision)."""
+        with torch.no_grad(), without_autocast(self.device):
             return self.roi_heads.embedder.embedder_smpl_27554()
 
     # -- preprocessing -----------------------------------------------------------------

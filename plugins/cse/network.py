@@ -485,14 +485,15 @@ class ROIHeads(nn.Module):
         sizes = torch.sqrt((boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1]))
         levels = torch.floor(4 + torch.log2(sizes / 224 + 1e-8)).clamp(min=2, max=5).to(torch.int64)
         channels = features["p2"].shape[1]
-        pooled = rois.new_zeros((rois.shape[0], channels, BOX_POOLER_SIZE, BOX_POOLER_SIZE))
+        # In the features' dtype (bfloat16/float16 under autocast).
+        pooled = features["p2"].new_zeros((rois.shape[0], channels, BOX_POOLER_SIZE, BOX_POOLER_SIZE))
         for level in range(2, 6):
             index = torch.nonzero(levels == level).squeeze(1)
             if index.numel():
                 pooled[index] = roi_align(
                     features[f"p{level}"], rois[index], (BOX_POOLER_SIZE, BOX_POOLER_SIZE),
                     spatial_scale=1 / FPN_STRIDES[f"p{level}"], sampling_ratio=2, aligned=False,
-                )
+                ).to(pooled.dtype)
         return pooled
 
     def densepose(self, features: dict[str, torch.Tensor], rois: torch.Tensor, trace: dict | None = None) -> dict[str, torch.Tensor]:
@@ -504,7 +505,8 @@ class ROIHeads(nn.Module):
         pooled = self.pool_densepose(decoded, rois)
         aspp_out: list[torch.Tensor] = []
         head_out = self.densepose_head(pooled, aspp_out)
-        outputs = self.densepose_predictor(head_out)
+        # float32 outputs also under bf16/fp16 autocast: masks, resizing and vertex search follow
+        outputs = {name: value.float() for name, value in self.densepose_predictor(head_out).items()}
         if trace is not None:
             trace.update(decoder_out=decoded, roi_features=pooled, head_out=head_out)
             if aspp_out:

@@ -8,6 +8,7 @@ import torch
 import torch.nn.functional as F
 
 from sganon.core.errors import ConfigError
+from sganon.core.precision import without_autocast
 
 #: Pixels per score-matrix chunk: a [chunk, K] float32 matrix (K = 27554: 113 MB per 1024 pixels).
 DEFAULT_CHUNK_SIZE = 1024
@@ -69,14 +70,17 @@ def closest_vertex_ids(
     """
     if chunk_size <= 0:
         raise ConfigError(f"chunk_size must be positive, got {chunk_size}")
-    half_sq_norms = 0.5 * (vertex_embeddings * vertex_embeddings).sum(1, keepdim=True)
-    vertices_t = torch.cat((vertex_embeddings, -half_sq_norms), dim=1).t().contiguous()  # [E + 1, K]
-    ones = pixels.new_ones((pixels.shape[0], 1))
-    augmented = torch.cat((pixels, ones), dim=1)  # [M, E + 1]
-    ids = [
-        torch.mm(augmented[start : start + chunk_size], vertices_t).argmax(dim=1)
-        for start in range(0, augmented.shape[0], chunk_size)
-    ]
+    with without_autocast(pixels.device):  # float32 scores also in a bf16/fp16 pipeline
+        if pixels.dtype in (torch.float16, torch.bfloat16):  # from an autocast forward
+            pixels = pixels.to(vertex_embeddings.dtype)
+        half_sq_norms = 0.5 * (vertex_embeddings * vertex_embeddings).sum(1, keepdim=True)
+        vertices_t = torch.cat((vertex_embeddings, -half_sq_norms), dim=1).t().contiguous()  # [E + 1, K]
+        ones = pixels.new_ones((pixels.shape[0], 1))
+        augmented = torch.cat((pixels, ones), dim=1)  # [M, E + 1]
+        ids = [
+            torch.mm(augmented[start : start + chunk_size], vertices_t).argmax(dim=1)
+            for start in range(0, augmented.shape[0], chunk_size)
+        ]
     return torch.cat(ids) if ids else torch.zeros(0, dtype=torch.int64, device=pixels.device)
 
 
