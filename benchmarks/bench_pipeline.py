@@ -73,7 +73,7 @@ def build_anonymizer(args: argparse.Namespace):
     face_detector = "none" if args.given_detections else None
     if not args.random_weights:
         parts = assemble(args.generator, args.preset, args.embedder, detector, face_detector, device=args.device)
-        return Anonymizer(parts, PipelineOptions(batch_size=args.batch_size, device=args.device, **parts.options))
+        return Anonymizer(parts, PipelineOptions(batch_size=args.batch_size, device=args.device, precision=args.precision, **parts.options))
     # Random full-size weights: the pipeline preset's parts, untrained (no imported checkpoints).
     pipeline = get_preset(args.preset or "sganon.fba-cse")
     parts_of = {kind: get_preset(name) for kind, name in pipeline.parts.items()}
@@ -101,7 +101,7 @@ def build_anonymizer(args: argparse.Namespace):
         embedder=embedder,
         options=dict(pipeline.options),
     )
-    options = PipelineOptions(batch_size=args.batch_size, device=args.device, **parts.options)
+    options = PipelineOptions(batch_size=args.batch_size, device=args.device, precision=args.precision, **parts.options)
     return Anonymizer(to_device(parts, args.device), options)
 
 
@@ -132,10 +132,10 @@ def bench_images(anonymizer, repeats: int, given: bool) -> list[dict]:
     return rows
 
 
-def bench_video(anonymizer, frames: int, fps: int) -> dict:
+def bench_video(anonymizer, frames: int, fps: int, frame_batch: int = 1) -> dict:
     import av
     from sganon.core.jobs import Job
-    from sganon.core.runners import FileAnonymizer
+    from sganon.core.runners import FileAnonymizer, RunSettings
 
     with tempfile.TemporaryDirectory() as folder:
         source = Path(folder) / "clip.mp4"
@@ -148,14 +148,15 @@ def bench_video(anonymizer, frames: int, fps: int) -> dict:
                     container.mux(packet)
             for packet in stream.encode(None):
                 container.mux(packet)
-        runner = FileAnonymizer(anonymizer, Path(folder) / "out")
+        runner = FileAnonymizer(anonymizer, Path(folder) / "out", RunSettings(frame_batch=frame_batch))
         start = time.perf_counter()
         result = runner.run([Job("video", source, "clip.mp4")])
         seconds = time.perf_counter() - start
         if result.failed:
             raise SystemExit(f"video failed: {result.failed}")
     figures = {"frames": frames, "seconds": seconds, "fps": frames / seconds}
-    print(f"video 1280x720, {frames} frames, 3 people: {seconds:.1f} s = {figures['fps']:.2f} fps", flush=True)
+    print(f"video 1280x720, {frames} frames, 3 people, {frame_batch} frames per pass: {seconds:.1f} s = "
+          f"{figures['fps']:.2f} fps", flush=True)
     return figures
 
 
@@ -168,7 +169,9 @@ def main() -> None:
         "--random-weights", action="store_true", help="run the pipeline preset (default sganon.fba-cse) untrained"
     )
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--precision", default="fp32", choices=["fp32", "tf32", "bf16", "fp16"])
     parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--frame-batch", type=int, default=1, help="video: frames per detector/generator pass")
     parser.add_argument("--threads", type=int, default=2, help="torch CPU threads")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--video-frames", type=int, default=30)
@@ -189,7 +192,7 @@ def main() -> None:
         "images": bench_images(anonymizer, args.repeats, args.given_detections),
     }
     if args.video_frames > 0 and not args.given_detections:
-        figures["video"] = bench_video(anonymizer, args.video_frames, args.video_fps)
+        figures["video"] = bench_video(anonymizer, args.video_frames, args.video_fps, args.frame_batch)
     if args.json:
         args.json.write_text(json.dumps(figures, indent=2))
 

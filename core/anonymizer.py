@@ -20,7 +20,7 @@ import contextlib
 import hashlib
 import math
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, ContextManager, Iterator
 
 import numpy as np
@@ -97,6 +97,43 @@ class AnonymizedImage:
     refound: int = 0
 
 
+@dataclass
+class FrameToAnonymize:
+    """One item of :meth:`Anonymizer.anonymize_many`: the arguments of :meth:`Anonymizer.anonymize`."""
+
+    image: np.ndarray
+    detections: Detections | None = None
+    latent_keys: list[int] | None = None
+    faces_scanned: bool = False
+
+
+@dataclass
+class PreparedImage:
+    """One image between cropping and generation (:meth:`Anonymizer.prepare`).
+
+    Attributes:
+        image: uint8 ``[H, W, 3]`` RGB input.
+        detections: Its detections (given or detected).
+        persons: The persons in paste order.
+        surfaces: Their surface maps (empty without an embedder).
+        timings: Seconds per stage so far.
+        faces_scanned: The face detector has seen this image (see :meth:`Anonymizer.anonymize`).
+        person_crops: Crops for the generator, in paste order.
+        person_keys: The latent key of each of ``person_crops`` (or ``None``).
+        region_crops: Crops of persons too small for the generator (region generator).
+    """
+
+    image: np.ndarray
+    detections: Detections
+    persons: list[Detection]
+    surfaces: list[SurfaceMap]
+    timings: dict[str, float]
+    faces_scanned: bool
+    person_crops: list[PersonCrop] = field(default_factory=list)
+    person_keys: list[int | None] = field(default_factory=list)
+    region_crops: list[PersonCrop] = field(default_factory=list)
+
+
 def verification_window(
     replaced: np.ndarray, margin: float = 0.25, min_margin: int = 32, whole_above: float = 0.5
 ) -> Box | None:
@@ -157,27 +194,55 @@ class Anonymizer:
     def detect(self, image: np.ndarray, timings: dict[str, float] | None = None) -> Detections:
         """Persons and faces of ``image`` (uint8 RGB), detected on a copy no larger than
         ``detect_max_side`` and mapped back to full resolution."""
-        check_rgb_image(image)
+        return self.detect_many([image], None if timings is None else [timings])[0]
+
+    def detect_many(
+        self, images: list[np.ndarray], timings: list[dict[str, float]] | None = None
+    ) -> list[Detections]:
+        """:meth:`detect` of several images (video frames): each detector gets them in one
+        ``detect_batch`` call (one forward for detectors that batch); the ``detect`` time is
+        divided evenly among ``timings`` (one dict per image)."""
+        smalls, factors = [], []
+        for image in images:
+            check_rgb_image(image)
+            small, factor = self.detection_copy(image)
+            smalls.append(small)
+            factors.append(factor)
+        found: list[list[Detection]] = [[] for _ in images]
+        start = time.perf_counter()
+        with stage("detect"), self.autocast():
+            for detector in (self.parts.detector, self.parts.face_detector):
+                if detector is None:
+                    continue
+                batch = getattr(detector, "detect_batch", None)  # duck-typed detectors may lack it
+                per_image = batch(smalls) if batch is not None else [detector.detect(small) for small in smalls]
+                if len(per_image) != len(images):
+                    raise AnonymizationError(f"the detector returned {len(per_image)} results for {len(images)} images")
+                for i, detections in enumerate(per_image):
+                    found[i] += detections
+        for one in timings or []:
+            one["detect"] = one.get("detect", 0.0) + (time.perf_counter() - start) / len(images)
+        results = []
+        for image, factor, detections in zip(images, factors, found):
+            if factor < 1.0:
+                height, width = image.shape[:2]
+                detections = [scale_detection(d, factor, height, width) for d in detections]
+            results.append(Detections(
+                persons=[d for d in detections if d.label == "person"], faces=[d for d in detections if d.label == "face"]
+            ))
+        return results
+
+    def detection_copy(self, image: np.ndarray) -> tuple[np.ndarray, float]:
+        """``image`` downscaled to at most ``detect_max_side`` (or itself) and the scale factor."""
         height, width = image.shape[:2]
         factor = min(1.0, self.options.detect_max_side / max(height, width))
-        small = image
-        if factor < 1.0:
-            from PIL import Image
+        if factor >= 1.0:
+            return image, 1.0
+        from PIL import Image
 
-            size = (max(1, round(width * factor)), max(1, round(height * factor)))
-            small = np.asarray(Image.fromarray(image).resize(size, Image.Resampling.BILINEAR, reducing_gap=3.0))
-            factor = small.shape[1] / width
-        found: list[Detection] = []
-        with stage("detect", timings), self.autocast():
-            if self.parts.detector is not None:
-                found += self.parts.detector.detect(small)
-            if self.parts.face_detector is not None:
-                found += self.parts.face_detector.detect(small)
-        if factor < 1.0:
-            found = [scale_detection(d, factor, height, width) for d in found]
-        return Detections(
-            persons=[d for d in found if d.label == "person"], faces=[d for d in found if d.label == "face"]
-        )
+        size = (max(1, round(width * factor)), max(1, round(height * factor)))
+        small = np.asarray(Image.fromarray(image).resize(size, Image.Resampling.BILINEAR, reducing_gap=3.0))
+        return small, small.shape[1] / width
 
     # ------------------------------------------------------------------ anonymization
     def anonymize(
@@ -198,12 +263,50 @@ class Anonymizer:
                 the face detector has seen all of it (always so when ``detections`` is
                 ``None``): the verification pass then only looks near what was replaced.
         """
+        prepared = self.prepare(image, detections, latent_keys, faces_scanned)
+        with stage("generate", prepared.timings):
+            generated = self.generate(
+                self.parts.generator, self.parts.generator_caps.latent_size, prepared.person_crops, prepared.person_keys
+            )
+        return self.finish(prepared, generated)
+
+    def anonymize_many(self, items: list[FrameToAnonymize]) -> list[AnonymizedImage]:
+        """:meth:`anonymize` of several images (video frames) with one generator pass over
+        the crops of all of them, when the generator takes crops of one size (the realistic
+        generators; ``batch_size`` crops per call). Any-size generators run per image, so
+        their random draws keep the order of single-image calls. The ``generate`` time of a
+        shared pass is divided among the images by their number of crops."""
+        if len(items) == 1 or self.parts.generator_caps.resolution is None:
+            return [self.anonymize(item.image, item.detections, item.latent_keys, item.faces_scanned) for item in items]
+        prepared = [self.prepare(item.image, item.detections, item.latent_keys, item.faces_scanned) for item in items]
+        crops = [crop for one in prepared for crop in one.person_crops]
+        keys = [key for one in prepared for key in one.person_keys]
+        start = time.perf_counter()
+        with stage("generate"):
+            generated = self.generate(self.parts.generator, self.parts.generator_caps.latent_size, crops, keys)
+        seconds = time.perf_counter() - start
+        results, first = [], 0
+        for one in prepared:
+            count = len(one.person_crops)
+            one.timings["generate"] = seconds * count / max(1, len(crops))
+            results.append(self.finish(one, generated[first : first + count]))
+            first += count
+        return results
+
+    def prepare(
+        self,
+        image: np.ndarray,
+        detections: Detections | None,
+        latent_keys: list[int] | None,
+        faces_scanned: bool,
+    ) -> PreparedImage:
+        """The stages before generation: detection (unless given), paste order, surface
+        maps (``embed``) and the crops (``crop``)."""
         check_rgb_image(image)
         timings: dict[str, float] = {}
         faces_scanned = faces_scanned or detections is None
         if detections is None:
             detections = self.detect(image, timings)
-        height, width = image.shape[:2]
         order = list(range(len(detections.persons)))
         if self.options.paste_order == "area":
             order.sort(key=lambda i: -int(detections.persons[i].full_mask().sum()))
@@ -216,9 +319,7 @@ class Anonymizer:
                 surfaces = parts.embedder.embed(image, persons)
                 if len(surfaces) != len(persons):
                     raise AnonymizationError(f"the embedder returned {len(surfaces)} maps for {len(persons)} persons")
-        person_crops: list[PersonCrop] = []
-        region_crops: list[PersonCrop] = []
-        person_keys: list[int | None] = []
+        prepared = PreparedImage(image, detections, persons, surfaces, timings, faces_scanned)
         with stage("crop", timings):
             aspect = PAPER_ASPECT if caps.resolution is None else caps.resolution[0] / caps.resolution[1]
             # The paper skips persons under 32x32; a generator of fixed resolution does here too,
@@ -238,12 +339,17 @@ class Anonymizer:
                     surface_at_crop=getattr(parts.embedder, "surface_at_crop", None),
                 )
                 if crop is None:  # too small for the generator: anonymize its region anyway
-                    region_crops.append(self.small_person_crop(image, person, i))
+                    prepared.region_crops.append(self.small_person_crop(image, person, i))
                 else:
-                    person_crops.append(crop)
-                    person_keys.append(None if keys is None else keys[i])
-        with stage("generate", timings):
-            generated = self.generate(parts.generator, caps.latent_size, person_crops, person_keys)
+                    prepared.person_crops.append(crop)
+                    prepared.person_keys.append(None if keys is None else keys[i])
+        return prepared
+
+    def finish(self, prepared: PreparedImage, generated: list[torch.Tensor]) -> AnonymizedImage:
+        """The stages after generation: paste-back, faces, the verification pass, export."""
+        image, timings, person_crops = prepared.image, prepared.timings, prepared.person_crops
+        region_crops = list(prepared.region_crops)
+        height, width = image.shape[:2]
         with stage("paste", timings):
             out = paste_back(image, person_crops, generated, self.options.feather)
             # Regions stay box-local ((box, mask) inside the image): memory per person is its box,
@@ -260,7 +366,7 @@ class Anonymizer:
             covered = replaced.copy()
             for crop in region_crops:
                 or_into(covered, *regions_by_person[crop.index])
-            for face in merge_overlapping(detections.faces):
+            for face in merge_overlapping(prepared.detections.faces):
                 # A face (nearly) inside a replaced body only gets its own uncovered pixels
                 # (fail safe, no halo around a generated head); any other face gets its box grown
                 # by the margin, less what is already replaced.
@@ -277,17 +383,18 @@ class Anonymizer:
             if region_crops:
                 out = self.paste_regions(out, replaced, region_crops)
         refound = 0
-        if self.options.verify and parts.face_detector is not None:
+        if self.options.verify and self.parts.face_detector is not None:
             with stage("verify", timings):
-                out, refound = self.verify(out, replaced, face_regions, near_replaced_only=faces_scanned)
-        for i, person in enumerate(persons):
+                out, refound = self.verify(out, replaced, face_regions, near_replaced_only=prepared.faces_scanned)
+        for i, person in enumerate(prepared.persons):
             region = regions_by_person.get(i)
             box = union_box(person.box, None if region is None else region_bounds(*region))
             # The person's mask (the part inside the image) in the frame of ``box``.
             inside, local = clipped(person.box, person.full_mask(), height, width)
             mask = place_in_box(local, inside, box)
             exported_persons.append(Detection(box, person.score, mask, person.keypoints, "person"))
-        return AnonymizedImage(out, replaced, Detections(exported_persons, face_regions), surfaces, timings, refound)
+        detections = Detections(exported_persons, face_regions)
+        return AnonymizedImage(out, replaced, detections, prepared.surfaces, timings, refound)
 
     def paste_regions(self, out: np.ndarray, replaced: np.ndarray, crops: list[PersonCrop]) -> np.ndarray:
         """Region-generator crops pasted into ``out``; their pixels are added to ``replaced`` (in place)."""

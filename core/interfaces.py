@@ -97,6 +97,11 @@ class Detector(DeviceComponent, Component, ABC):
     def detect(self, image: np.ndarray) -> list[Detection]:
         """Detect in ``image``, uint8 RGB ``[H, W, 3]``; boxes lie inside the image."""
 
+    def detect_batch(self, images: list[np.ndarray]) -> list[list[Detection]]:
+        """:meth:`detect` of each image (video frames). Detectors whose model takes a batch
+        override this with one forward; the results must equal per-image calls."""
+        return [self.detect(image) for image in images]
+
 
 class SurfaceEmbedder(DeviceComponent, Component, ABC):
     """Gives each detected person a dense pixel-to-surface map.

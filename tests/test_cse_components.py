@@ -60,6 +60,22 @@ def test_detections_follow_the_persons_of_the_model(detector):
     assert [d.score for d in detections] == sorted((d.score for d in detections), reverse=True)
 
 
+def test_a_batch_of_frames_gives_what_each_frame_gives_alone(detector):
+    """detect_batch: one forward over video frames (one size, so no extra padding), the
+    detections of detect() per frame."""
+    frames = [random_image(120, 90, seed=seed) for seed in (1, 2, 3)]
+    together = detector.detect_batch(frames)
+    assert len(together) == 3 and all(together)
+    for frame, batched in zip(frames, together):
+        alone = detector.detect(frame)
+        assert [d.box for d in batched] == [d.box for d in alone]
+        for a, b in zip(alone, batched):
+            assert a.score == pytest.approx(b.score, abs=1e-4)
+            assert (a.mask != b.mask).mean() < 0.01
+            assert np.allclose(a.surface.embedding, b.surface.embedding, atol=1e-3)
+    assert detector.detect_batch([]) == []
+
+
 def test_one_network_serves_detector_and_embedder_with_one_forward(detector):
     """The detector's own embedder view: same weights object, no second backbone pass."""
     embedder = detector.as_embedder()

@@ -146,7 +146,7 @@ def test_the_person_detectors_worker_threads_change_nothing(astronaut):
     detector = build_component("detector", "offline")
     runs = []
     for _ in range(2):
-        face_finder()._last = None
+        face_finder()._recent.clear()
         runs.append(detector.detect(astronaut))
     assert [p.box for p in runs[0]] == [p.box for p in runs[1]]
     assert all(np.array_equal(a.full_mask(), b.full_mask()) for a, b in zip(*runs))

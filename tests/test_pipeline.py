@@ -322,6 +322,41 @@ def test_the_realistic_path_wires_vsam_and_cse_together():
     assert (low.surfaces[0].vertices[valid] == first.surfaces[0].vertices[valid]).mean() > 0.9
 
 
+def test_anonymize_many_generates_the_crops_of_several_frames_in_one_pass():
+    """A fixed-size generator gets the crops of all frames in one batch; each frame's result is
+    that of anonymize() on it alone (same latents by key, same regions)."""
+    from sganon.core.anonymizer import FrameToAnonymize
+    from sganon.core.components import build_component, component_class
+
+    vsam = component_class("generator", "vsam")
+    generator = build_component("generator", "vsam", "tiny").eval()
+    calls = []
+    original = generator.anonymize
+
+    def counting(batch, *args, **kwargs):
+        calls.append(batch.image.shape[0])
+        return original(batch, *args, **kwargs)
+
+    generator.anonymize = counting
+    chosen = PipelineParts(
+        generator, "vsam (tiny, random)", vsam.capabilities(vsam.default_args("tiny")),
+        build_component("generator", "pixelate"), embedder=build_component("embedder", "cse", "tiny"),
+    )
+    pipeline = Anonymizer(chosen, PipelineOptions(seed=1, verify=False))
+    frames = [smooth_image(200, 160, seed=s) for s in (3, 4, 5)]
+    mask = np.zeros((150, 80), bool)
+    mask[10:140, 10:70] = True
+    given = Detections([Detection(Box(40, 20, 120, 170), 0.9, mask)])
+    items = [FrameToAnonymize(frame, given, [7]) for frame in frames]
+    together = pipeline.anonymize_many(items)
+    assert calls == [3]
+    for frame, result in zip(frames, together):
+        alone = pipeline.anonymize(frame, given, [7])
+        assert np.array_equal(alone.replaced, result.replaced)
+        assert np.abs(alone.image.astype(int) - result.image.astype(int)).max() <= 1
+        assert result.timings["generate"] >= 0
+
+
 def test_precision_is_checked_and_the_vertex_search_ignores_autocast():
     from sganon.core.precision import model_autocast
     from sganon.plugins.cse.anonymize import closest_vertices

@@ -253,3 +253,49 @@ def test_subtitles_are_dropped_with_a_notice_and_audio_keeps_its_language(tmp_pa
         assert [s.type for s in container.streams] == ["video", "audio"]
         assert container.streams.audio[0].metadata.get("language") == "deu"
     assert b"Alice Example" not in (tmp_path / "out" / "clip.mp4").read_bytes()
+
+
+def test_frame_batches_give_the_frames_of_single_frame_runs(tmp_path):
+    """--frame-batch: the same output bytes as frame by frame (an any-size generator runs per
+    frame inside a batch, so even its random draws keep their order)."""
+    source = tmp_path / "clip.mp4"
+    make_video(source, frames=12)
+    detections = person_detections(tmp_path / "d.json", "clip.mp4", 12)
+    one = anonymize_api(source, tmp_path / "one", detections)
+    batched = anonymize_api(source, tmp_path / "batched", detections, frame_batch=5)
+    assert not one.failed and not batched.failed
+    assert packets(tmp_path / "one" / "clip.mp4") == packets(tmp_path / "batched" / "clip.mp4")
+    assert len(batched.timings) == 12
+
+
+def test_detection_frames_of_a_batch_go_through_the_detector_together(tmp_path):
+    """With --frame-batch 4 and --detect-every 2 the detector gets the chunk's detection frames
+    in one detect_batch call; every frame is written, in order."""
+    from sganon.core.interfaces import Detector
+    from sganon.core.structures import Box, Detection
+
+    calls: list[int] = []
+
+    class CountingDetector(Detector):
+        name = "counting"
+        description = "test"
+
+        def detect(self, image):
+            box = Box(4, 8, 20, 40)
+            return [Detection(box, 0.9, np.ones((box.height, box.width), bool))]
+
+        def detect_batch(self, images):
+            calls.append(len(images))
+            return super().detect_batch(images)
+
+    source = tmp_path / "clip.mp4"
+    make_video(source, frames=10)
+    parts = assemble(preset="baseline.pixelate-8", detector="none", face_detector="none")
+    from dataclasses import replace
+
+    parts = replace(parts, detector=CountingDetector())
+    runner = FileAnonymizer(Anonymizer(parts), tmp_path / "out", RunSettings(frame_batch=4, detect_every=2))
+    result = runner.run(collect_jobs([source], None, []))
+    assert not result.failed and len(result.timings) == 10
+    assert calls == [2, 2, 1]  # frames 0,2 | 4,6 | 8
+    assert len(decoded(tmp_path / "out" / "clip.mp4")) == 10

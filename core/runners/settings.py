@@ -25,6 +25,8 @@ class RunSettings:
         start: Videos: start of the span (seconds).
         end: Videos: end of the span (seconds) or ``None``.
         detect_every: Videos: run the detectors every N frames (tracks carry in between).
+        frame_batch: Videos: frames that go through the detectors together, and whose crops
+            go through the generator together (a GPU wants 8-16; 1 on CPUs).
         lookback: Videos: frames a newly seen person / a face is also applied to, backwards.
         max_gap: Videos: frames a lost track is still anonymized.
         max_pixels: Largest image / video frame (width x height) read; larger ones fail.
@@ -39,6 +41,7 @@ class RunSettings:
     start: float = 0.0
     end: float | None = None
     detect_every: int = 1
+    frame_batch: int = 1
     lookback: int = 2
     max_gap: int = 5
     max_pixels: int = 100_000_000
@@ -47,6 +50,8 @@ class RunSettings:
     def __post_init__(self) -> None:
         if self.detect_every < 1:
             raise InputError(f"detect_every must be >= 1, got {self.detect_every}")
+        if self.frame_batch < 1:
+            raise InputError(f"frame_batch must be >= 1, got {self.frame_batch}")
 
 
 @dataclass

@@ -7,12 +7,13 @@ frames are the same, in the same order, as without (same output bytes).
 
 from __future__ import annotations
 
+from itertools import islice
 from pathlib import Path
-from typing import Callable, Iterable
+from typing import Callable, Iterable, Iterator, TypeVar
 
 import numpy as np
 
-from ..anonymizer import Anonymizer
+from ..anonymizer import Anonymizer, FrameToAnonymize
 from ..detections import Detections
 from ..errors import InputError
 from ..jobs import Job, output_name, path_inside
@@ -21,6 +22,16 @@ from ..video import MP4_INSTEAD, VideoTranscoder
 from ..tracking import FrameWindow, PendingFrame, PersonTracker
 from .settings import Progress, RunResult, RunSettings
 from .stages import Stopped, StageThreads
+
+
+Item = TypeVar("Item")
+
+
+def batched(items: Iterable[Item], size: int) -> Iterator[list[Item]]:
+    """Consecutive lists of ``size`` items (the last may be shorter), read lazily."""
+    iterator = iter(items)
+    while chunk := list(islice(iterator, size)):
+        yield chunk
 
 
 class VideoRunner:
@@ -76,45 +87,56 @@ class VideoRunner:
         recorded = reuse.frames_of(job.name) if reuse is not None else []
         tracker = PersonTracker(max_gap=settings.max_gap)
         window = FrameWindow(settings.lookback, face_carry=max(2, settings.detect_every))
+        ready: list[PendingFrame] = []  # tracked frames waiting for a full batch
 
-        def emit(ready: list[PendingFrame]) -> None:
-            for frame in ready:
-                index, rgb, scanned = frame.payload
-                anonymized = self.anonymizer.anonymize(
-                    rgb, Detections(frame.persons, frame.faces), frame.track_ids, faces_scanned=scanned
-                )
-                write(anonymized.image)
-                result.timings.append(anonymized.timings)
-                result.refound += anonymized.refound
-                if settings.export:
-                    height, width = rgb.shape[:2]
-                    result.detections.append(
-                        {
-                            "file": job.name,
-                            "frame": index,
-                            "size": [height, width],
-                            **anonymized.detections.to_json(height, width),
-                        }
-                    )
-                if progress is not None:
-                    progress(1)
+        def emit(frames_ready: list[PendingFrame], final: bool = False) -> None:
+            ready.extend(frames_ready)
+            while len(ready) >= settings.frame_batch or (final and ready):
+                batch = ready[: settings.frame_batch]
+                del ready[: settings.frame_batch]
+                items = [
+                    FrameToAnonymize(frame.payload[1], Detections(frame.persons, frame.faces), frame.track_ids,
+                                     faces_scanned=frame.payload[2])
+                    for frame in batch
+                ]
+                for frame, anonymized in zip(batch, self.anonymizer.anonymize_many(items)):
+                    index, rgb, _ = frame.payload
+                    write(anonymized.image)
+                    result.timings.append(anonymized.timings)
+                    result.refound += anonymized.refound
+                    if settings.export:
+                        height, width = rgb.shape[:2]
+                        result.detections.append(
+                            {
+                                "file": job.name,
+                                "frame": index,
+                                "size": [height, width],
+                                **anonymized.detections.to_json(height, width),
+                            }
+                        )
+                    if progress is not None:
+                        progress(1)
 
         last = -1
-        for count, (index, rgb) in enumerate(frames):
-            height, width = rgb.shape[:2]
-            last = index
-            if reuse is not None:  # every frame needs its entry (fails closed otherwise)
-                found: Detections | None = reuse.lookup(job.name, index, height, width)
-            elif count % settings.detect_every == 0:
-                found = self.anonymizer.detect(rgb)
-            else:
-                found = None
-            tracked = tracker.update(None if found is None else found.persons)
-            # payload: the frame and whether the detectors ran on it (the verification pass
-            # may then look near the replaced regions only)
-            scanned = reuse is None and found is not None
-            emit(window.push((index, rgb, scanned), tracked, tracker.born, [] if found is None else found.faces))
-        emit(window.drain())
+        count = 0
+        for chunk in batched(frames, settings.frame_batch):
+            # The detection frames of the chunk go through the detectors together.
+            detect_at = [i for i in range(len(chunk)) if reuse is None and (count + i) % settings.detect_every == 0]
+            detected = dict(zip(detect_at, self.anonymizer.detect_many([chunk[i][1] for i in detect_at]))) if detect_at else {}
+            for i, (index, rgb) in enumerate(chunk):
+                height, width = rgb.shape[:2]
+                last = index
+                if reuse is not None:  # every frame needs its entry (fails closed otherwise)
+                    found: Detections | None = reuse.lookup(job.name, index, height, width)
+                else:
+                    found = detected.get(i)
+                tracked = tracker.update(None if found is None else found.persons)
+                # payload: the frame and whether the detectors ran on it (the verification pass
+                # may then look near the replaced regions only)
+                scanned = reuse is None and found is not None
+                emit(window.push((index, rgb, scanned), tracked, tracker.born, [] if found is None else found.faces))
+            count += len(chunk)
+        emit(window.drain(), final=True)
         if reuse is not None and settings.end is None and recorded[-1] > last:
             raise InputError(
                 f"the detections file has frames of {job.name!r} up to {recorded[-1]}, but the video ends at "

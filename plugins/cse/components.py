@@ -132,7 +132,17 @@ class CSEDetector(CSENetwork, Detector):
         return DetectorCapabilities(labels=("person",), serves_embedder=CSEEmbedder.name)
 
     def detect(self, image: np.ndarray) -> list[Detection]:
-        persons = self.detect_persons([image], with_vertices=False, score_threshold=self.score_threshold)[0]
+        return self.detect_batch([image])[0]
+
+    def detect_batch(self, images: list[np.ndarray]) -> list[list[Detection]]:
+        """One DensePose forward over all ``images`` (video frames), SPEC §7.1-7.2 per image."""
+        if not images:
+            return []
+        found = self.detect_persons(list(images), with_vertices=False, score_threshold=self.score_threshold)
+        return [self.detections_of(image, persons) for image, persons in zip(images, found)]
+
+    def detections_of(self, image: np.ndarray, persons: list) -> list[Detection]:
+        """The §7.1-7.2 detections (with their surfaces) of one image's predicted persons."""
         if not persons:
             return []
         boxes = torch.stack([p.box for p in persons])

@@ -62,7 +62,10 @@ def batch_images(resized_bgr: list[np.ndarray], device: torch.device) -> torch.T
     batch = torch.zeros((len(resized_bgr), 3, height, width), dtype=torch.float32, device=device)
     mean = torch.tensor(PIXEL_MEAN_BGR, dtype=torch.float32, device=device).reshape(3, 1, 1)
     for index, image in enumerate(resized_bgr):
-        pixels = torch.from_numpy(image).to(device=device, dtype=torch.float32)
+        pixels = torch.from_numpy(image)
+        if device.type == "cuda":  # uint8 from pinned memory, no host sync
+            pixels = pixels.pin_memory().to(device, non_blocking=True)
+        pixels = pixels.to(device=device, dtype=torch.float32)
         batch[index, :, : image.shape[1], : image.shape[2]] = (pixels - mean) / 1.0
     return batch
 

@@ -23,6 +23,7 @@ import hashlib
 import inspect
 import math
 import threading
+from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable, ClassVar
 
@@ -38,6 +39,8 @@ from .centerface import CenterFace
 from .mediapipe_models import MediaPipeModels, PoseResult
 
 ScoredBox = tuple[Box, float]
+#: Face results kept for a repeat request (at least the largest video frame batch).
+RECENT_RESULTS = 64
 
 
 def square_tiles(height: int, width: int, per_short_side: int, overlap: float = 0.25) -> list[Box]:
@@ -156,7 +159,9 @@ class FaceFinder:
         self.min_tile_side = min_tile_side
         self.centerface_max_side = centerface_max_side
         self.rotations = rotations
-        self._last: tuple[bytes, list[ScoredBox]] | None = None
+        # Results of recent images, each served once more (the person detector and the face
+        # detector ask for the same images, also in batches of video frames).
+        self._recent: OrderedDict[bytes, list[ScoredBox]] = OrderedDict()
         self._lock = threading.Lock()  # the MediaPipe graphs are not thread-safe
         self._centerface_worker: ThreadPoolExecutor | None = None
 
@@ -193,10 +198,8 @@ class FaceFinder:
         image = rgb_pixels(image)
         key = image_key(image)
         with self._lock:
-            if self._last is not None and self._last[0] == key:
-                found = self._last[1]
-                self._last = None  # serve one repeat only: a later call (e.g. a benchmark) recomputes
-                return list(found)
+            if key in self._recent:  # serve one repeat only: a later call (e.g. a benchmark) recomputes
+                return list(self._recent.pop(key))
             if self._centerface_worker is None:
                 self._centerface_worker = ThreadPoolExecutor(1, thread_name_prefix="centerface")
             centerface = self._centerface_worker.submit(self.centerface_faces, image)
@@ -207,7 +210,9 @@ class FaceFinder:
             finally:
                 found_by_centerface = centerface.result()  # also waits when MediaPipe failed
             merged = non_maximum_suppression(found_by_centerface + found, 0.3)
-            self._last = (key, merged)
+            self._recent[key] = merged
+            while len(self._recent) > RECENT_RESULTS:
+                self._recent.popitem(last=False)
             return list(merged)
 
 
