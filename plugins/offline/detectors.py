@@ -191,10 +191,10 @@ class FaceFinder:
             scale = min(2.0, self.centerface_min_side / long_side)
         return self.centerface.detect(image, self.centerface_score, scale)
 
-    def find(self, image: np.ndarray) -> list[ScoredBox]:
-        """Face boxes (inside the image) and scores, merged by NMS. The result is kept for one
-        more call with the same image, so the person detector (which seeds bodies from faces)
-        and the face detector share one run per image."""
+    def find(self, image: np.ndarray, keep_for_repeat: bool = False) -> list[ScoredBox]:
+        """Face boxes (inside the image) and scores, merged by NMS. With ``keep_for_repeat``
+        the result is kept for one more call with the same image, so the person detector
+        (which seeds bodies from faces) and the face detector share one run per image."""
         image = rgb_pixels(image)
         key = image_key(image)
         with self._lock:
@@ -210,9 +210,10 @@ class FaceFinder:
             finally:
                 found_by_centerface = centerface.result()  # also waits when MediaPipe failed
             merged = non_maximum_suppression(found_by_centerface + found, 0.3)
-            self._recent[key] = merged
-            while len(self._recent) > RECENT_RESULTS:
-                self._recent.popitem(last=False)
+            if keep_for_repeat:
+                self._recent[key] = merged
+                while len(self._recent) > RECENT_RESULTS:
+                    self._recent.popitem(last=False)
             return list(merged)
 
 
@@ -350,7 +351,7 @@ class OfflinePersonDetector(Detector):
             self._workers = ThreadPoolExecutor(2, thread_name_prefix="offline-detector")
         scales = tile_scales(height, width, self.min_tile_side, self.max_tiles_per_side)
         finest = self._workers.submit(self.body_proposals, image, scales[-1], self.worker_models)
-        faces_found = self._workers.submit(self.faces.find, image) if self.faces is not None else None
+        faces_found = self._workers.submit(self.faces.find, image, True) if self.faces is not None else None
         try:
             proposals = [box for per_side in scales[:-1] for box in self.body_proposals(image, per_side)]
         finally:  # wait for the workers also after an error
