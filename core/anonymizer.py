@@ -494,15 +494,15 @@ class Anonymizer:
                         batch, z=None if z is None else self.to_device(z), truncation=self.options.truncation,
                         rng=self.rng,
                     )
-                result = result.float()
                 if tuple(result.shape) != tuple(batch.image.shape):
                     raise AnonymizationError(
                         f"the generator returned {tuple(result.shape)} for a batch of {tuple(batch.image.shape)}"
                     )
+                result = result.float().cpu()  # one copy (and host sync) per batch, not per crop
                 if not torch.isfinite(result).all():
                     raise AnonymizationError("the generator returned non-finite values")
                 for j, i in enumerate(chunk):
-                    outputs[i] = result[j].cpu()
+                    outputs[i] = result[j]
         return [o for o in outputs if o is not None]
 
 
