@@ -335,25 +335,32 @@ def paste_back(
         levels = result.float() if result.dtype == torch.uint8 else to_uint8(result)
         values = resize_bilinear(levels.cpu(), (box.height, box.width))
         patches.append(torch.round(values.clamp(0, 255)).to(torch.uint8).permute(1, 2, 0).numpy())
-    for crop, patch in zip(crops, patches):
-        write_region(out, crop, patch, crop.person, claimed, feather)
+    # One set of blend weights per crop, for both passes.
+    weights = [feather_weights(crop.region, feather)[..., None] if feather > 0 else None for crop in crops]
+    for crop, patch, weight in zip(crops, patches, weights):
+        write_region(out, crop, patch, crop.person, claimed, weight)
         or_into(claimed, *clipped(crop.crop.box, crop.person, height, width))
-    for crop, patch in zip(crops, patches):
+    for crop, patch, weight in zip(crops, patches, weights):
         ring = crop.region & ~crop.person
-        write_region(out, crop, patch, ring, claimed, feather)
+        write_region(out, crop, patch, ring, claimed, weight)
         crop.crop.paste(claimed, np.ones(ring.shape, dtype=bool), ring)
     return out
 
 
 def write_region(
-    out: np.ndarray, crop: PersonCrop, patch: np.ndarray, region: np.ndarray, claimed: np.ndarray, feather: int
+    out: np.ndarray,
+    crop: PersonCrop,
+    patch: np.ndarray,
+    region: np.ndarray,
+    claimed: np.ndarray,
+    weight: np.ndarray | None,
 ) -> None:
-    """Write ``patch`` where ``region`` is set and ``claimed`` is not (optionally feathered)."""
+    """Write ``patch`` where ``region`` is set and ``claimed`` is not, blended by ``weight``
+    (``[h, w, 1]`` from :func:`feather_weights`) or, without it, replacing the pixels."""
     write = region & ~crop.crop.extract(claimed, fill=True)
-    if feather <= 0:
+    if weight is None:
         crop.crop.paste(out, patch, write)
         return
-    weight = feather_weights(crop.region, feather)[..., None]
     current = crop.crop.extract(out)
     blended = np.round(weight * patch + (1 - weight) * current).astype(np.uint8)
     crop.crop.paste(out, blended, write)
