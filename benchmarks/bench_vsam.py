@@ -73,7 +73,9 @@ def dilate(person: torch.Tensor) -> torch.Tensor:
     return (F.conv2d(person[None, None], disk[None, None], padding=r)[0, 0] > 0).float()
 
 
-def make_inputs(batch: int, seed: int = 0) -> dict[str, torch.Tensor]:
+def make_inputs(batch: int, seed: int = 0, random_vertices: bool = False) -> dict[str, torch.Tensor]:
+    """``random_vertices``: every body pixel gets a uniformly random vertex (the worst case for
+    the per-distinct-row mapping: about as many distinct vertices as body pixels)."""
     g = torch.Generator().manual_seed(seed)
     table = F.normalize(torch.randn(K, 16, generator=g), dim=1)
     conditions, masks, borders, embeddings, vertex_maps = [], [], [], [], []
@@ -88,6 +90,8 @@ def make_inputs(batch: int, seed: int = 0) -> dict[str, torch.Tensor]:
         for chunk in on_body.split(10000):  # nearest vertex, |e|^2 - 2 e.v + |v|^2
             d = flat[chunk].square().sum(1, keepdim=True) - 2 * flat[chunk] @ table.t() + table.square().sum(1)
             vertices[chunk] = d.argmin(dim=1)
+        if random_vertices:
+            vertices[on_body] = torch.randint(0, K, (on_body.shape[0],), generator=g)
         vertices = vertices.reshape(HEIGHT, WIDTH)
         image = torch.rand(3, HEIGHT, WIDTH, generator=g) * 2 - 1
         mask = 1 - dilated
@@ -120,6 +124,8 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3, help="timed runs of each model (interleaved), median")
     parser.add_argument("--threads", type=int, default=None, help="CPU threads (default: torch's)")
     parser.add_argument("--seed", type=int, default=0, help="weights and inputs seed")
+    parser.add_argument("--random-vertices", action="store_true",
+                        help="a uniformly random vertex per body pixel (worst case) instead of a smooth field")
     parser.add_argument("--profile", type=int, default=None, metavar="BATCH",
                         help="print a torch.profiler table of the project's generator at this batch and exit")
     args = parser.parse_args()
@@ -145,7 +151,7 @@ def main() -> None:
                         inputs["vertices"], inputs["z"], t)
 
     if args.profile:
-        inputs = make_inputs(args.profile, args.seed + 1)
+        inputs = make_inputs(args.profile, args.seed + 1, args.random_vertices)
         ours(inputs)
         with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU], record_shapes=True) as prof:
             ours(inputs)
@@ -153,7 +159,7 @@ def main() -> None:
         return
 
     for batch in args.batch:
-        inputs = make_inputs(batch, args.seed + batch)
+        inputs = make_inputs(batch, args.seed + batch, args.random_vertices)
         ours(inputs), spec(inputs)  # warm-up
         ours_s, spec_s = [], []
         for _ in range(args.repeats):  # interleaved so machine load hits both alike
