@@ -156,7 +156,7 @@ def test_an_error_in_a_detector_worker_reaches_the_caller(astronaut, monkeypatch
     """A failing face ensemble (worker thread) fails the detection: no person list without faces."""
     detector = build_component("detector", "offline")
 
-    def broken(image):
+    def broken(image, keep_for_repeat=False):
         raise RuntimeError("face model failed")
 
     monkeypatch.setattr(detector.faces, "find", broken)

@@ -135,7 +135,11 @@ class CSEDetector(CSENetwork, Detector):
         return self.detect_batch([image])[0]
 
     def detect_batch(self, images: list[np.ndarray]) -> list[list[Detection]]:
-        """One DensePose forward over all ``images`` (video frames), SPEC §7.1-7.2 per image."""
+        """One DensePose forward over all ``images`` (video frames), SPEC §7.1-7.2 per image.
+
+        Frames of one size give what :meth:`detect` gives each; frames of different sizes
+        are zero-padded to the largest (as DensePose batches), which moves results near the
+        padding, so give such images one at a time."""
         if not images:
             return []
         found = self.detect_persons(list(images), with_vertices=False, score_threshold=self.score_threshold)
