@@ -70,7 +70,7 @@ def build_anonymizer(args: argparse.Namespace):
 
     torch.set_num_threads(args.threads)
     detector = "none" if args.given_detections else None
-    face_detector = "none" if args.given_detections else None
+    face_detector = "none" if args.given_detections else args.face_detector
     if not args.random_weights:
         parts = assemble(args.generator, args.preset, args.embedder, detector, face_detector, device=args.device)
         return Anonymizer(parts, PipelineOptions(batch_size=args.batch_size, device=args.device, precision=args.precision, **parts.options))
@@ -169,6 +169,8 @@ def main() -> None:
         "--random-weights", action="store_true", help="run the pipeline preset (default sganon.fba-cse) untrained"
     )
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--face-detector", default=None,
+                        help="face detector (default: the registry's; none: the paper's pipeline has no face path)")
     parser.add_argument("--precision", default="fp32", choices=["fp32", "tf32", "bf16", "fp16"])
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--frame-batch", type=int, default=1, help="video: frames per detector/generator pass")
