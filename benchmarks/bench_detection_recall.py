@@ -176,7 +176,7 @@ def measure(name: str, image: np.ndarray, faces: list[Box], person_detector, fac
     start = time.perf_counter()
     parts["centerface"] = [b for b, _ in finder.centerface_faces(image)]
     row["seconds_centerface"] = time.perf_counter() - start
-    for per_side in tile_scales(height, width, finder.min_tile_side, 3):
+    for per_side in tile_scales(height, width, finder.settings.min_tile_side, 3):
         start = time.perf_counter()
         parts[f"mediapipe-{per_side}"] = [b for b, _ in scan_tiles(finder.models.detect_faces, image, per_side)]
         row[f"seconds_mediapipe-{per_side}"] = time.perf_counter() - start

@@ -511,4 +511,4 @@ def region_bounds(box: Box, mask: np.ndarray) -> Box | None:
     local = mask_bounds(mask)
     if local is None:
         return None
-    return Box(local.x0 + box.x0, local.y0 + box.y0, local.x1 + box.x0, local.y1 + box.y0)
+    return local.shifted(box.x0, box.y0)

@@ -20,11 +20,11 @@ person. Duplicates are merged by mask overlap.
 from __future__ import annotations
 
 import hashlib
-import inspect
 import math
 import threading
 from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import Any, Callable, ClassVar
 
 import numpy as np
@@ -124,10 +124,11 @@ def image_key(image: np.ndarray) -> bytes:
     return hashlib.blake2b(np.ascontiguousarray(image).data, digest_size=16).digest() + repr(image.shape).encode()
 
 
-class FaceFinder:
-    """The face ensemble behind ``offline-face`` (also seeds persons in ``offline``).
+@dataclass(frozen=True)
+class FaceSettings:
+    """Settings of the face ensemble (the arguments of ``offline-face``).
 
-    Args:
+    Attributes:
         min_score: Minimum MediaPipe face score.
         centerface_score: Minimum CenterFace heatmap score.
         min_tile_side: MediaPipe also runs on square tiles (2 across the short side, and 3
@@ -139,26 +140,24 @@ class FaceFinder:
         use_centerface: Run CenterFace at all (off: MediaPipe only, faster).
     """
 
-    def __init__(
-        self,
-        min_score: float = 0.5,
-        centerface_score: float = 0.4,
-        min_tile_side: int = 200,
-        centerface_max_side: int = 1280,
-        centerface_min_side: int = 640,
-        centerface_max_pixels: int = 600_000,
-        rotations: bool = True,
-        use_centerface: bool = True,
-    ) -> None:
-        self.centerface_min_side = centerface_min_side
-        self.centerface_max_pixels = centerface_max_pixels
-        self.models = MediaPipeModels(min_face_score=min_score)
+    min_score: float = 0.5
+    centerface_score: float = 0.4
+    min_tile_side: int = 200
+    centerface_max_side: int = 1280
+    centerface_min_side: int = 640
+    centerface_max_pixels: int = 600_000
+    rotations: bool = True
+    use_centerface: bool = True
+
+
+class FaceFinder:
+    """The face ensemble behind ``offline-face`` (also seeds persons in ``offline``)."""
+
+    def __init__(self, settings: FaceSettings = FaceSettings()) -> None:
+        self.settings = settings
+        self.models = MediaPipeModels(min_face_score=settings.min_score)
         # One onnxruntime thread: CenterFace runs beside MediaPipe (one core each).
-        self.centerface = CenterFace(threads=1) if use_centerface else None
-        self.centerface_score = centerface_score
-        self.min_tile_side = min_tile_side
-        self.centerface_max_side = centerface_max_side
-        self.rotations = rotations
+        self.centerface = CenterFace(threads=1) if settings.use_centerface else None
         # Results of recent images, each served once more (the person detector and the face
         # detector ask for the same images, also in batches of video frames).
         self._recent: OrderedDict[bytes, list[ScoredBox]] = OrderedDict()
@@ -173,7 +172,7 @@ class FaceFinder:
         turned = np.ascontiguousarray(np.rot90(image, turns)) if turns else image
         found = []
         finest = 2 if turns or self.centerface is not None else 3
-        for per_side in tile_scales(height, width, self.min_tile_side, finest):
+        for per_side in tile_scales(height, width, self.settings.min_tile_side, finest):
             for box, score in scan_tiles(self.models.detect_faces, turned, per_side):
                 found.append((unrotate_box(box, turns, height, width), score))
         return found
@@ -186,10 +185,13 @@ class FaceFinder:
         # Large images are scaled down to bound the cost (a pixel budget, so a wide picture
         # keeps more resolution than a long-side limit would give it); small ones up (at most
         # 2x), so the faces of a small picture reach the sizes CenterFace finds (~12 px and up).
-        scale = min(1.0, self.centerface_max_side / long_side, math.sqrt(self.centerface_max_pixels / (height * width)))
-        if long_side < self.centerface_min_side:
-            scale = min(2.0, self.centerface_min_side / long_side)
-        return self.centerface.detect(image, self.centerface_score, scale)
+        settings = self.settings
+        scale = min(
+            1.0, settings.centerface_max_side / long_side, math.sqrt(settings.centerface_max_pixels / (height * width))
+        )
+        if long_side < settings.centerface_min_side:
+            scale = min(2.0, settings.centerface_min_side / long_side)
+        return self.centerface.detect(image, settings.centerface_score, scale)
 
     def find(self, image: np.ndarray, keep_for_repeat: bool = False) -> list[ScoredBox]:
         """Face boxes (inside the image) and scores, merged by NMS. With ``keep_for_repeat``
@@ -205,7 +207,7 @@ class FaceFinder:
             centerface = self._centerface_worker.submit(self.centerface_faces, image)
             try:
                 found = self.mediapipe(image)
-                if self.rotations:
+                if self.settings.rotations:
                     found += self.mediapipe(image, 1) + self.mediapipe(image, 3)
             finally:
                 found_by_centerface = centerface.result()  # also waits when MediaPipe failed
@@ -219,16 +221,13 @@ class FaceFinder:
 
 #: One face ensemble per settings, shared by detector instances (the models are loaded once
 #: and an image's faces are computed once for both the person and the face detector).
-_FINDERS: dict[tuple[Any, ...], FaceFinder] = {}
+_FINDERS: dict[FaceSettings, FaceFinder] = {}
 
 
-def face_finder(**settings: Any) -> FaceFinder:
-    bound = inspect.signature(FaceFinder).bind(**settings)
-    bound.apply_defaults()
-    key = tuple(sorted(bound.arguments.items()))
-    if key not in _FINDERS:
-        _FINDERS[key] = FaceFinder(**settings)
-    return _FINDERS[key]
+def face_finder(settings: FaceSettings = FaceSettings()) -> FaceFinder:
+    if settings not in _FINDERS:
+        _FINDERS[settings] = FaceFinder(settings)
+    return _FINDERS[settings]
 
 
 @MODELS.register_module()
@@ -237,15 +236,8 @@ class OfflineFaceDetector(Detector):
     (mediapipe wheel, Apache-2.0) on square tiles and on 90/270-degree turned copies.
 
     Args:
-        min_score: Minimum MediaPipe face score.
-        centerface_score: Minimum CenterFace score.
-        min_tile_side: Smallest tile side of MediaPipe's tiled scan.
-        centerface_max_side: CenterFace input long side at most this (larger images are
-            scaled down for it).
-        centerface_min_side: Smaller images are enlarged (up to 2x) to this long side for CenterFace.
-        centerface_max_pixels: CenterFace input at most this many pixels.
-        rotations: Also look for faces turned by 90 degrees either way.
-        use_centerface: Include CenterFace (off: MediaPipe only).
+        settings: The fields of :class:`FaceSettings` (score thresholds, tiling, CenterFace
+            scaling, turned copies), by name; an unknown name is a TypeError.
     """
 
     name: ClassVar[str] = "offline-face"
@@ -254,27 +246,8 @@ class OfflineFaceDetector(Detector):
     )
     labels: ClassVar[tuple[str, ...]] = ("face",)
 
-    def __init__(
-        self,
-        min_score: float = 0.5,
-        centerface_score: float = 0.4,
-        min_tile_side: int = 200,
-        centerface_max_side: int = 1280,
-        centerface_min_side: int = 640,
-        centerface_max_pixels: int = 600_000,
-        rotations: bool = True,
-        use_centerface: bool = True,
-    ) -> None:
-        self.finder = face_finder(
-            min_score=min_score,
-            centerface_score=centerface_score,
-            min_tile_side=min_tile_side,
-            centerface_max_side=centerface_max_side,
-            centerface_min_side=centerface_min_side,
-            centerface_max_pixels=centerface_max_pixels,
-            rotations=rotations,
-            use_centerface=use_centerface,
-        )
+    def __init__(self, **settings: Any) -> None:
+        self.finder = face_finder(FaceSettings(**settings))
 
     def detect(self, image: np.ndarray) -> list[Detection]:
         return [
@@ -424,7 +397,7 @@ class OfflinePersonDetector(Detector):
             return None
         mask = new
         bounds = mask_bounds(mask)
-        tight = Box(inside.x0 + bounds.x0, inside.y0 + bounds.y0, inside.x0 + bounds.x1, inside.y0 + bounds.y1)
+        tight = bounds.shifted(inside.x0, inside.y0)
         local = mask[tight.y0 - inside.y0 : tight.y1 - inside.y0, tight.x0 - inside.x0 : tight.x1 - inside.x0]
         return Detection(tight, float(min(max(score, 0.0), 1.0)), local, keypoints, "person")
 
