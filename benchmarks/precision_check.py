@@ -24,7 +24,6 @@ import json
 import sys
 from pathlib import Path
 
-import numpy as np
 import torch
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
@@ -33,6 +32,7 @@ SHARED = Path(__file__).resolve().parents[2] / "shared"
 def e2e_rows(precision: str, device: str) -> list[dict]:
     from sganon.core.precision import apply_tf32, model_autocast
     from sganon.plugins.cse import anonymize_densepose
+    from sganon.plugins.cse.anonymize import e2e_comparison
     from sganon.plugins.vsam import load_fba_checkpoint
 
     vector = torch.load(SHARED / "reference/e2e/vector_e2e_a.pt", map_location="cpu", weights_only=True)
@@ -47,17 +47,8 @@ def e2e_rows(precision: str, device: str) -> list[dict]:
         z = None if case["z"] is None else case["z"].to(device)
         with torch.no_grad(), model_autocast(precision, device):
             out = anonymize_densepose(case["image"].numpy(), densepose, table, generator, case["truncation"], z)
-        d = np.abs(out.astype(np.int32) - case["expected"].numpy().astype(np.int32)).max(axis=2)
-        region = case["region"].numpy()
-        inside = d[region]
-        row = {
-            "reference": f"e2e/{case['name']}",
-            "outside_max": int(d[~region].max()) if (~region).any() else 0,
-            "inside_max": int(inside.max()) if inside.size else 0,
-            "inside_share_le2": float((inside <= 2).mean()) if inside.size else 1.0,
-        }
-        row["ok"] = row["outside_max"] == 0 and row["inside_share_le2"] >= 0.995 and row["inside_max"] <= 8
-        rows.append(row)
+        measures = e2e_comparison(out, case["expected"].numpy(), case["region"].numpy())
+        rows.append({"reference": f"e2e/{case['name']}", **measures})
     return rows
 
 

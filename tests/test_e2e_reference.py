@@ -18,6 +18,7 @@ from sganon.plugins.cse import anonymize_densepose
 from sganon.plugins.cse.anonymize import (
     anonymize_steps,
     closest_vertices,
+    e2e_comparison,
     expand_instance,
     expanded_box,
     instances_from_predictor,
@@ -55,17 +56,6 @@ def results(vector, generator):
     return out
 
 
-def comparison(output: np.ndarray, expected: np.ndarray, region: np.ndarray) -> dict:
-    """FORMAT.md's measures: max d outside the region, and inside it max d and the share with d <= 2."""
-    d = np.abs(output.astype(np.int32) - expected.astype(np.int32)).max(axis=2)
-    inside = d[region]
-    return {
-        "outside_max": int(d[~region].max()) if (~region).any() else 0,
-        "inside_max": int(inside.max()) if inside.size else 0,
-        "inside_share_le2": float((inside <= 2).mean()) if inside.size else 1.0,
-    }
-
-
 def test_vector_has_the_documented_cases(vector):
     assert [case["name"] for case in vector["cases"]] == CASES
     assert tuple(vector["vertex_table"].shape) == (27554, 16)
@@ -76,7 +66,7 @@ def test_case_matches_official_output(results, name):
     """FORMAT.md's rule: identical outside ``region``; inside, >= 99.5 % within 2 levels and none over 8."""
     case, steps = results[name]
     assert steps.image.dtype == np.uint8 and steps.image.shape == tuple(case["image"].shape)
-    result = comparison(steps.image, case["expected"].numpy(), case["region"].numpy())
+    result = e2e_comparison(steps.image, case["expected"].numpy(), case["region"].numpy())
     assert result["outside_max"] == 0, result
     assert result["inside_max"] <= 8 and result["inside_share_le2"] >= 0.995, result
 

@@ -399,3 +399,21 @@ def anonymize_densepose(
         InputError: a malformed image or predictor output, or z with the wrong number of rows.
     """
     return anonymize_steps(image, densepose, vertex_table, generator, truncation, z).image
+
+
+def e2e_comparison(output: np.ndarray, expected: np.ndarray, region: np.ndarray) -> dict[str, Any]:
+    """The measures of the end-to-end vectors' rule (shared/reference/e2e/FORMAT.md) for one
+    case: ``outside_max`` (largest per-pixel channel difference outside ``region``),
+    ``inside_max`` and ``inside_share_le2`` (share within 2 levels) inside it, and ``ok``:
+    identical outside, >= 99.5 % within 2 levels inside and none over 8."""
+    d = np.abs(output.astype(np.int32) - expected.astype(np.int32)).max(axis=2)
+    inside = d[region]
+    measures: dict[str, Any] = {
+        "outside_max": int(d[~region].max()) if (~region).any() else 0,
+        "inside_max": int(inside.max()) if inside.size else 0,
+        "inside_share_le2": float((inside <= 2).mean()) if inside.size else 1.0,
+    }
+    measures["ok"] = (
+        measures["outside_max"] == 0 and measures["inside_share_le2"] >= 0.995 and measures["inside_max"] <= 8
+    )
+    return measures
