@@ -8,6 +8,7 @@ Usage::
     git show 9b7c375:plugins/offline/mediapipe_models.py > /tmp/oldoffline/mediapipe_models.py
     git show 9b7c375:plugins/offline/detectors.py | sed '/@MODELS.register_module()/d' > /tmp/oldoffline/detectors.py
     python benchmarks/bench_detection_speed.py --old /tmp
+    python benchmarks/bench_detection_speed.py --models 1     # seconds of each model alone
 
 Images: the 1280x720 composites of benchmarks/bench_pipeline.py (1 to 5 astronauts).
 """
@@ -21,13 +22,50 @@ import time
 from pathlib import Path
 
 
+def time_models(people: int, repeats: int) -> None:
+    """Wall and process-CPU seconds of each model of the ensemble alone (each on one thread of
+    the caller, CenterFace with its one onnxruntime thread), medians of ``repeats``."""
+    from bench_pipeline import composite
+
+    from sganon.plugins.offline.detectors import OfflinePersonDetector, face_finder, tile_scales
+
+    finder, persons = face_finder(), OfflinePersonDetector()
+    image = composite(people)
+    height, width = image.shape[:2]
+    scales = tile_scales(height, width, persons.min_tile_side, persons.max_tiles_per_side)
+    models = {
+        "CenterFace": lambda: finder.centerface_faces(image),
+        "MediaPipe faces, upright tiles": lambda: finder.mediapipe(image),
+        "MediaPipe faces, turned copies": lambda: finder.mediapipe(image, 1) + finder.mediapipe(image, 3),
+        **{f"BlazePose proposals, {k} across": (lambda k=k: persons.body_proposals(image, k)) for k in scales},
+        "whole person detector (threads)": lambda: (finder._recent.clear(), persons.detect(image)),
+    }
+    for name, run in models.items():
+        run()  # warm-up
+        walls, cpus = [], []
+        for _ in range(repeats):
+            wall, cpu = time.perf_counter(), time.process_time()
+            run()
+            walls.append(time.perf_counter() - wall)
+            cpus.append(time.process_time() - cpu)
+        print(f"{people} people, {name}: {statistics.median(walls):.2f} s wall, "
+              f"{statistics.median(cpus):.2f} s CPU", flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--old", type=Path, required=True, help="folder holding the package oldoffline/")
+    parser.add_argument("--old", type=Path, default=None, help="folder holding the package oldoffline/")
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--models", type=int, default=None, metavar="PEOPLE",
+                        help="only time each model of the ensemble on the composite with PEOPLE persons")
     args = parser.parse_args()
-    sys.path.insert(0, str(args.old))
     sys.path.insert(0, str(Path(__file__).resolve().parent))
+    if args.models is not None:
+        time_models(args.models, args.repeats)
+        return
+    if args.old is None:
+        parser.error("--old is needed for the comparison (or use --models N)")
+    sys.path.insert(0, str(args.old))
     import torch
 
     torch.set_num_threads(2)

@@ -183,6 +183,7 @@ def main() -> None:
         action="store_true",
         help="skip the detectors (fixed elliptic persons): times the other stages alone",
     )
+    parser.add_argument("--skip-images", action="store_true", help="only the video (with --video-frames)")
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args()
     anonymizer = build_anonymizer(args)
@@ -191,8 +192,9 @@ def main() -> None:
     figures = {
         "generator": label,
         "device": args.device,
-        "images": bench_images(anonymizer, args.repeats, args.given_detections),
     }
+    if not args.skip_images:
+        figures["images"] = bench_images(anonymizer, args.repeats, args.given_detections)
     if args.video_frames > 0 and not args.given_detections:
         figures["video"] = bench_video(anonymizer, args.video_frames, args.video_fps, args.frame_batch)
     if args.json:
