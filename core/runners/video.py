@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from itertools import islice
 from pathlib import Path
-from typing import Callable, Iterable, Iterator, TypeVar
+from typing import Callable, Iterable, Iterator, NamedTuple, TypeVar
 
 import numpy as np
 
@@ -25,6 +25,14 @@ from .stages import Stopped, StageThreads
 
 
 Item = TypeVar("Item")
+
+
+class FramePayload(NamedTuple):
+    """A decoded frame waiting in the tracking window."""
+
+    index: int  #: absolute frame number in the source
+    rgb: np.ndarray
+    scanned: bool  #: the detectors ran on it (the verification pass may look near replaced pixels only)
 
 
 def batched(items: Iterable[Item], size: int) -> Iterator[list[Item]]:
@@ -95,12 +103,12 @@ class VideoRunner:
                 batch = ready[: settings.frame_batch]
                 del ready[: settings.frame_batch]
                 items = [
-                    FrameToAnonymize(frame.payload[1], Detections(frame.persons, frame.faces), frame.track_ids,
-                                     faces_scanned=frame.payload[2])
+                    FrameToAnonymize(frame.payload.rgb, Detections(frame.persons, frame.faces), frame.track_ids,
+                                     faces_scanned=frame.payload.scanned)
                     for frame in batch
                 ]
                 for frame, anonymized in zip(batch, self.anonymizer.anonymize_many(items)):
-                    index, rgb, _ = frame.payload
+                    index, rgb = frame.payload.index, frame.payload.rgb
                     write(anonymized.image)
                     result.timings.append(anonymized.timings)
                     result.refound += anonymized.refound
@@ -122,7 +130,9 @@ class VideoRunner:
         for chunk in batched(frames, settings.frame_batch):
             # The detection frames of the chunk go through the detectors together.
             detect_at = [i for i in range(len(chunk)) if reuse is None and (count + i) % settings.detect_every == 0]
-            detected = dict(zip(detect_at, self.anonymizer.detect_many([chunk[i][1] for i in detect_at]))) if detect_at else {}
+            detected = {}
+            if detect_at:
+                detected = dict(zip(detect_at, self.anonymizer.detect_many([chunk[i][1] for i in detect_at])))
             for i, (index, rgb) in enumerate(chunk):
                 height, width = rgb.shape[:2]
                 last = index
@@ -131,10 +141,8 @@ class VideoRunner:
                 else:
                     found = detected.get(i)
                 tracked = tracker.update(None if found is None else found.persons)
-                # payload: the frame and whether the detectors ran on it (the verification pass
-                # may then look near the replaced regions only)
-                scanned = reuse is None and found is not None
-                emit(window.push((index, rgb, scanned), tracked, tracker.born, [] if found is None else found.faces))
+                payload = FramePayload(index, rgb, scanned=reuse is None and found is not None)
+                emit(window.push(payload, tracked, tracker.born, [] if found is None else found.faces))
             count += len(chunk)
         emit(window.drain(), final=True)
         if reuse is not None and settings.end is None and recorded[-1] > last:
