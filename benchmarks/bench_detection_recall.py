@@ -178,7 +178,7 @@ def measure(name: str, image: np.ndarray, faces: list[Box], person_detector, fac
     row["seconds_centerface"] = time.perf_counter() - start
     for per_side in tile_scales(height, width, finder.settings.min_tile_side, 3):
         start = time.perf_counter()
-        parts[f"mediapipe-{per_side}"] = [b for b, _ in scan_tiles(finder.models.detect_faces, image, per_side)]
+        parts[f"mediapipe-{per_side}"] = [b for b, _ in scan_tiles(finder.faces.detect_batch, image, per_side)]
         row[f"seconds_mediapipe-{per_side}"] = time.perf_counter() - start
     start = time.perf_counter()
     turned = finder.mediapipe(image, 1) + finder.mediapipe(image, 3)

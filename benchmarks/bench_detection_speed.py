@@ -1,12 +1,14 @@
-"""Seconds per 720p photo of the default offline pipeline, with the detectors before issue 11
-(git revision 9b7c375 of plugins/offline) and now, run alternately in one process so both
-see the same machine load.
+"""Seconds per 720p photo of the default offline pipeline, with the detectors before issue 20
+(git revision af97612 of plugins/offline: MediaPipe's own runtime, needs ``mediapipe==0.10.21``,
+Python 3.11/3.12) and now (the same models in onnxruntime/torch, batched), run alternately in
+one process so both see the same machine load.
 
 Usage::
 
     mkdir -p /tmp/oldoffline && touch /tmp/oldoffline/__init__.py
-    git show 9b7c375:plugins/offline/mediapipe_models.py > /tmp/oldoffline/mediapipe_models.py
-    git show 9b7c375:plugins/offline/detectors.py | sed '/@MODELS.register_module()/d' > /tmp/oldoffline/detectors.py
+    git show af97612:plugins/offline/mediapipe_models.py > /tmp/oldoffline/mediapipe_models.py
+    git show af97612:plugins/offline/detectors.py | sed '/@MODELS.register_module()/d; s/from .centerface/from sganon.plugins.offline.centerface/' > /tmp/oldoffline/detectors.py
+    pip install mediapipe==0.10.21   # the old runtime, for this comparison only
     python benchmarks/bench_detection_speed.py --old /tmp
     python benchmarks/bench_detection_speed.py --models 1     # seconds of each model alone
 
@@ -78,10 +80,9 @@ def main() -> None:
 
     parts = assemble()  # the offline default: detectors `offline` + `offline-face`, baseline generator
     before = dataclasses.replace(parts, detector=old.OfflinePersonDetector(), face_detector=old.OfflineFaceDetector())
-    pipelines = {  # before issue 11 there was no verification pass
-        "before": Anonymizer(before, PipelineOptions(verify=False)),
-        "after": Anonymizer(parts, PipelineOptions(verify=False)),
-        "after+verify": Anonymizer(parts, PipelineOptions(verify=True)),
+    pipelines = {
+        "before": Anonymizer(before, PipelineOptions(verify=True)),
+        "after": Anonymizer(parts, PipelineOptions(verify=True)),
     }
     stages = STAGES
     for people in range(1, 6):

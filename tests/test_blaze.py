@@ -140,11 +140,32 @@ def test_the_reader_decodes_the_three_models() -> None:
                 tensor = graph.tensors[index]
                 if tensor.data is not None and op.kind in ("CONV_2D", "DEPTHWISE_CONV_2D"):
                     assert tensor.data.shape == tensor.shape and tensor.data.dtype in (np.float32, np.int32)
-        module = blaze.load_model(name, "cpu")
+        module = tflite.TfliteModule(blaze.model_path(name))
         _, size, _, channels = graph.tensors[graph.inputs[0]].shape
         with torch.inference_mode():
             result = module(torch.zeros(3, channels, size, size))
         assert [tuple(r.shape[1:]) for r in result] == outputs and all(r.shape[0] == 3 for r in result)
+
+
+@pytest.mark.parametrize("name", [blaze.FACE_MODEL, blaze.POSE_DETECTOR_MODEL, blaze.POSE_LANDMARK_MODEL])
+def test_torch_and_onnxruntime_run_the_same_network(name: str) -> None:
+    """The CPU path (ONNX in onnxruntime, what the vectors above test) and the torch module
+    (the CUDA path) give the same outputs on a real picture: probabilities within 5e-3,
+    regressed pixels within 0.01 (segmentation logits reach +-1600: compared as probabilities)."""
+    image = image_or_skip("astronaut")
+    graph = tflite.read_graph(blaze.model_path(name))
+    _, size, _, _ = graph.tensors[graph.inputs[0]].shape
+    x = blaze.warp_into_tensor(blaze.image_tensor(image, "cpu"), blaze.Region(256, 256, 512, 512), size, "zeros")
+    batch = torch.stack([x, x.flip(2)]) / 255.0
+    with torch.inference_mode():
+        by_torch = tflite.TfliteModule(blaze.model_path(name))(batch)
+    by_onnxruntime = tflite.OnnxRunner(blaze.model_path(name))(batch)
+    for a, b in zip(by_torch, by_onnxruntime):
+        assert a.shape == b.shape
+        if a.dim() == 4:
+            assert (torch.sigmoid(a) - torch.sigmoid(b)).abs().max() <= 5e-3
+        else:
+            assert (a - b).abs().max() <= 0.01
 
 
 def test_densify_matches_a_dense_matrix() -> None:

