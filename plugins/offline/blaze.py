@@ -106,10 +106,10 @@ class Region:
     rotation: float = 0.0
 
 
-def whole_image_region(height: int, width: int, size: int) -> tuple[Region, tuple[float, float, float, float]]:
-    """The region that letterboxes a ``height x width`` image into a square tensor, and the
-    padding ``(left, top, right, bottom)`` as fractions of that region (MediaPipe's PadRoi)."""
-    if width >= height:  # taller region: pad top and bottom
+def whole_image_region(height: int, width: int) -> tuple[Region, tuple[float, float, float, float]]:
+    """The square region that letterboxes a ``height x width`` image into a square tensor, and
+    the padding ``(left, top, right, bottom)`` as fractions of that region (MediaPipe's PadRoi)."""
+    if width >= height:  # a wide image: rows are added above and below
         pad = (1 - height / width) / 2
         return Region(width / 2, height / 2, width, width), (0.0, pad, 0.0, pad)
     pad = (1 - width / height) / 2
@@ -275,7 +275,7 @@ class _SsdDetector:
         batch, paddings = [], []
         for image in images:
             pixels = image if isinstance(image, torch.Tensor) else image_tensor(image, self.device)
-            region, padding = whole_image_region(pixels.shape[1], pixels.shape[2], self.size)
+            region, padding = whole_image_region(pixels.shape[1], pixels.shape[2])
             batch.append(warp_into_tensor(pixels, region, self.size, "zeros"))
             paddings.append(padding)
         with torch.inference_mode():

@@ -413,8 +413,10 @@ class OfflinePersonDetector(Detector):
         self._face_waiter = ThreadPoolExecutor(1, thread_name_prefix="offline-face-waiter")
 
     def to(self, device: str | torch.device) -> "OfflinePersonDetector":
+        previous = str(self.device)
         super().to(device)
-        self._build(str(self.device))
+        if str(self.device) != previous:
+            self._build(str(self.device))
         return self
 
     def body_proposals_batch(self, images: list[np.ndarray], scales: list[list[int]]) -> list[list[ScoredBox]]:

@@ -185,34 +185,34 @@ def densify(values: np.ndarray, shape: tuple[int, ...], sparsity: Table) -> np.n
             levels.append(("csr", 0, _sparse_index_vector(meta, 2, 3), _sparse_index_vector(meta, 4, 5)))
     rank = len(shape)
     block_sizes = {block_map[k]: levels[order.index(rank + k)][1] for k in range(len(block_map))}
-    dense = np.zeros(shape, values.dtype)
-    index = [0] * len(order)  # position along each (expanded) dimension
-    count = 0
-
-    def visit(level: int, parent: int) -> None:
-        nonlocal count
-        if level == len(order):
-            position = []
-            for dim in range(rank):
-                block = block_map.index(dim) if dim in block_sizes else None
-                inner = index[rank + block] if block is not None else 0
-                position.append(index[dim] * block_sizes.get(dim, 1) + inner)
-            dense[tuple(position)] = values[count]
-            count += 1
-            return
-        kind, size, segments, indices = levels[level]
+    # Walk the levels breadth-first, keeping the entries in depth-first order: each entry of a
+    # level expands into its children (a dense level: all ``size`` of them; a CSR level: the
+    # index range its segment gives), and every entry remembers its position along each
+    # (expanded) dimension met so far.
+    parent = np.zeros(1, np.int64)
+    position: dict[int, np.ndarray] = {}
+    for level, (kind, size, segments, indices) in enumerate(levels):
         if kind == "dense":
-            for i in range(size):
-                index[order[level]] = i
-                visit(level + 1, parent * size + i)
+            counts = np.full(len(parent), size, np.int64)
+            child = np.tile(np.arange(size, dtype=np.int64), len(parent))
+            parent = np.repeat(parent, size) * size + child
         else:
-            for j in range(segments[parent], segments[parent + 1]):
-                index[order[level]] = int(indices[j])
-                visit(level + 1, j)
-
-    visit(0, 0)
-    if count != values.size:
-        raise PluginError(f"sparse TFLite tensor: {values.size} values but {count} positions")
+            starts = segments[parent]
+            counts = segments[parent + 1] - starts
+            parent = np.arange(counts.sum(), dtype=np.int64) + np.repeat(starts - (np.cumsum(counts) - counts), counts)
+            child = indices[parent]
+        position = {dim: np.repeat(at, counts) for dim, at in position.items()}
+        position[order[level]] = child
+    if len(parent) != values.size:
+        raise PluginError(f"sparse TFLite tensor: {values.size} values but {len(parent)} positions")
+    coordinates = []
+    for dim in range(rank):
+        if dim in block_sizes:
+            coordinates.append(position[dim] * block_sizes[dim] + position[rank + block_map.index(dim)])
+        else:
+            coordinates.append(position[dim])
+    dense = np.zeros(shape, values.dtype)
+    dense[tuple(coordinates)] = values
     return dense
 
 
