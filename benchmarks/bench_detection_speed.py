@@ -11,6 +11,7 @@ Usage::
     pip install mediapipe==0.10.21   # the old runtime, for this comparison only
     python benchmarks/bench_detection_speed.py --old /tmp
     python benchmarks/bench_detection_speed.py --models 1     # seconds of each model alone
+    python benchmarks/bench_detection_speed.py --backends     # each model in torch and in onnxruntime
 
 Images: the 1280x720 composites of benchmarks/bench_pipeline.py (1 to 5 astronauts).
 """
@@ -54,14 +55,42 @@ def time_models(people: int, repeats: int) -> None:
               f"{statistics.median(cpus):.2f} s CPU", flush=True)
 
 
+def time_backends(repeats: int) -> None:
+    """Each MediaPipe model on a batch (30 face views, 25 pose tiles, 4 Pose crops: a 720p
+    image's) in torch and in onnxruntime, one thread each, medians of ``repeats``."""
+    import torch
+
+    from sganon.plugins.offline import blaze
+    from sganon.plugins.offline.tflite import OnnxRunner, TfliteModule
+
+    torch.set_num_threads(1)
+    for name, size, batch in [
+        (blaze.FACE_MODEL, 192, 30), (blaze.POSE_DETECTOR_MODEL, 224, 25), (blaze.POSE_LANDMARK_MODEL, 256, 4)
+    ]:
+        x = torch.rand(batch, 3, size, size)
+        for label, run in [("torch", TfliteModule(blaze.model_path(name)).eval()), ("onnxruntime", OnnxRunner(blaze.model_path(name)))]:
+            with torch.inference_mode():
+                run(x)  # warm-up
+                walls = []
+                for _ in range(repeats):
+                    start = time.perf_counter()
+                    run(x)
+                    walls.append(time.perf_counter() - start)
+            print(f"{name}, batch {batch}, {label}: {statistics.median(walls):.3f} s", flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--old", type=Path, default=None, help="folder holding the package oldoffline/")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--models", type=int, default=None, metavar="PEOPLE",
                         help="only time each model of the ensemble on the composite with PEOPLE persons")
+    parser.add_argument("--backends", action="store_true", help="only time each model in torch and in onnxruntime")
     args = parser.parse_args()
     sys.path.insert(0, str(Path(__file__).resolve().parent))
+    if args.backends:
+        time_backends(args.repeats)
+        return
     if args.models is not None:
         time_models(args.models, args.repeats)
         return

@@ -256,7 +256,7 @@ class FaceFinder:
     def mediapipe(self, image: np.ndarray, turns: int = 0) -> list[ScoredBox]:
         """MediaPipe faces on the views of ``image`` turned ``turns`` times (for benchmarks)."""
         views = [v for v in self.views(*image.shape[:2]) if v.turns == turns]
-        return self.mediapipe_batch([image], [views])[0]
+        return on_worker(self._torch_worker, self.mediapipe_batch, [image], [views])[0]
 
     def centerface_faces(self, image: np.ndarray) -> list[ScoredBox]:
         if self.centerface is None:
@@ -442,7 +442,7 @@ class OfflinePersonDetector(Detector):
 
     def body_proposals(self, image: np.ndarray, per_short_side: int) -> list[ScoredBox]:
         """Body squares on the tiles ``per_short_side`` across the short side (for benchmarks)."""
-        return self.body_proposals_batch([image], [[per_short_side]])[0]
+        return on_worker(self._torch_worker, self.body_proposals_batch, [image], [[per_short_side]])[0]
 
     def detect(self, image: np.ndarray) -> list[Detection]:
         return self.detect_batch([image])[0]
