@@ -226,3 +226,35 @@ def test_every_face_of_the_coco_crowd_is_found_and_most_have_a_body(shared):
     # differences (masks blank earlier persons; 50 % rules): MediaPipe's runtime covered 12
     # faces, the same models in onnxruntime cover 8 (docs/offline-models.md, recall table).
     assert sum(covered_by(mask, face.box) for face in faces) >= 8
+
+
+def test_pose_rounds_give_the_persons_of_one_crop_at_a_time(astronaut):
+    """Pose runs on the proposals' crops in batched rounds; the persons (boxes, masks,
+    keypoints) are exactly those of running the crops one by one, also in a crowd whose
+    crops overlap (masks of earlier persons blank later crops)."""
+    from PIL import Image
+
+    person = np.asarray(Image.fromarray(astronaut).resize((300, 300), Image.Resampling.BILINEAR))
+    crowd = np.full((480, 960, 3), 110, np.uint8)
+    for i, x in enumerate((0, 170, 340, 510, 660)):
+        crowd[90 + 30 * (i % 2) : 390 + 30 * (i % 2), x : x + 300] = person if i % 2 else person[:, ::-1]
+    detector = build_component("detector", "offline")
+    batched = detector.detect(crowd)
+    rounds = detector.run_pose_jobs
+
+    def one_at_a_time(images, jobs, persons, covered):
+        for i, image_jobs in enumerate(jobs):
+            for job in image_jobs:
+                single = [[] for _ in images]
+                single[i] = [job]
+                rounds(images, single, persons, covered)
+
+    detector.run_pose_jobs = one_at_a_time
+    detector.faces._recent.clear()
+    sequential = detector.detect(crowd)
+    assert len(batched) >= 3 and [p.box for p in batched] == [p.box for p in sequential]
+    for a, b in zip(batched, sequential):
+        assert np.array_equal(a.full_mask(), b.full_mask())
+        assert (a.keypoints is None) == (b.keypoints is None)
+        if a.keypoints is not None:
+            np.testing.assert_allclose(a.keypoints, b.keypoints, atol=0.1)  # float noise of batch sizes
