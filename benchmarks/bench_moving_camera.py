@@ -11,8 +11,8 @@ frame.
 1. **Tracking** (cheap to compare): the offline detectors run once on every frame; their raw
    detections then go through :class:`~sganon.core.tracking.Timeline` with each setting
    compared (each frame alone; the default look-ahead window). A face is *left* in a frame
-   when less than 70 % of it lies in a replaced region (person masks and face boxes grown by
-   the pipeline's face margin); the verification pass is not part of this count.
+   when less than 70 % of it lies in a replaced region (person masks and the faces' heads as
+   the pipeline replaces them); the verification pass is not part of this count.
 2. **End to end** (``--end-to-end``): each clip is encoded (H.264) and run through
    ``sganon anonymize --export-detections``; a face is left where less than 70 % of it lies
    in the regions the run reports as anonymized.
@@ -43,6 +43,7 @@ from bench_detection_recall import photos  # noqa: E402
 
 import sganon.plugins.baselines  # noqa: E402,F401  (registered also without installed entry points)
 import sganon.plugins.offline  # noqa: E402,F401
+from sganon.core.boxes import head_box  # noqa: E402
 from sganon.core.detections import DetectionFile, Detections  # noqa: E402
 from sganon.core.structures import Box  # noqa: E402
 from sganon.core.tracking import Timeline  # noqa: E402
@@ -102,14 +103,12 @@ def clip(photo: np.ndarray, faces: list[Box], frames: int) -> tuple[list[np.ndar
 
 
 def replaced_region(found: Detections) -> np.ndarray:
-    """What the pipeline replaces for these detections: person masks, face boxes grown by the margin."""
+    """What the pipeline replaces for these detections: person masks, faces' heads (boxes.head_box)."""
     region = np.zeros(FRAME, dtype=bool)
     for person in found.persons:
         region |= person.mask_in_image(*FRAME)
     for face in found.faces:
-        box = face.box
-        dx, dy = math.ceil(box.width * FACE_MARGIN), math.ceil(box.height * FACE_MARGIN)
-        grown = Box(box.x0 - dx, box.y0 - dy, box.x1 + dx, box.y1 + dy).clip(*FRAME)
+        grown = head_box(face.box, FACE_MARGIN).clip(*FRAME)
         region[grown.y0 : grown.y1, grown.x0 : grown.x1] = True
     return region
 
