@@ -219,11 +219,12 @@ def anonymize(
     the output says which generator was used. Inputs that fail are named and produce no
     output; the exit code is then 1. Every input is recorded in OUTPUT/manifest.jsonl.
     """
-    from sganon.core.detections import DetectionFile, check_writable, write_detections
+    from sganon.core.detections import DetectionFile, write_detections
     from sganon.core.errors import ConfigError
-    from sganon.core.jobs import check_output_names, check_paths, collect_jobs
+    from sganon.core.jobs import collect_jobs
     from sganon.core.engines import PipelineRecipe, describe_run
     from sganon.core.manifest import plan_run, settings_fingerprint
+    from sganon.core.output_plan import plan_outputs
     from sganon.core.runners import FileAnonymizer, RunSettings
     from tqdm import tqdm
 
@@ -249,13 +250,9 @@ def anonymize(
         click.echo(f"skipped {path}: {reason}", err=True)
     if not jobs:
         raise ConfigError("no images or videos found in the inputs")
-    # Before anything is written: outputs stay apart from the inputs, the export file is writable.
-    check_output_names(jobs, ext)
-    check_paths(jobs, output, [*inputs, *([coco_images] if coco_images else [])], export_detections)
-    if export_detections and detections_file and export_detections.resolve() == detections_file.resolve():
-        raise ConfigError("--export-detections would overwrite the --detections file; choose another file")
-    if export_detections is not None:
-        check_writable(export_detections)
+    # Every path the run writes, checked before anything is written (core/output_plan.py).
+    plan_outputs(jobs, output, [*inputs, *([coco_images] if coco_images else [])], ext, visualize,
+                 export_detections, detections_file, resume, overwrite)
     reuse = DetectionFile.read(detections_file) if detections_file else None
     given = {
         name
@@ -305,7 +302,7 @@ def anonymize(
     if parts.notice:
         click.echo(f"Note: {parts.notice}", err=True)
     fingerprint = settings_fingerprint({**describe_run(recipe, settings, detections_file), "generator": parts.generator_label})
-    plan = plan_run(jobs, output, ext, visualize, resume, overwrite, fingerprint)
+    plan = plan_run(jobs, output, resume, fingerprint)
     for path in plan.removed:
         click.echo(f"removed {path}: a temporary file left by an interrupted run", err=True)
     if plan.carried:

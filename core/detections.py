@@ -174,18 +174,3 @@ def write_detections(path: Path, entries: list[dict[str, Any]]) -> None:
             temporary.write_text(json.dumps({"images": entries}), encoding="utf-8")
     except OSError as error:
         raise InputError(f"{path}: cannot write the detections file: {error}") from error
-
-
-def check_writable(path: Path) -> None:
-    """Raise :class:`InputError` unless a file can be created at ``path`` (checked before a run,
-    so an unwritable ``--export-detections`` does not fail after all the work)."""
-    import os
-
-    path = Path(path)
-    if path.is_dir():
-        raise InputError(f"{path}: is a folder; --export-detections needs a file name")
-    folder = path.parent
-    while not folder.exists() and folder != folder.parent:
-        folder = folder.parent
-    if not folder.is_dir() or not os.access(folder, os.W_OK | os.X_OK):
-        raise InputError(f"{path}: cannot write there ({folder} is not a writable folder)")
