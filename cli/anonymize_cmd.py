@@ -223,6 +223,7 @@ def anonymize(
     from sganon.core.errors import ConfigError
     from sganon.core.jobs import collect_jobs
     from sganon.core.engines import PipelineRecipe, describe_run
+    from sganon.core.interrupt import signals_interrupt
     from sganon.core.manifest import plan_run, settings_fingerprint
     from sganon.core.output_plan import plan_outputs
     from sganon.core.runners import FileAnonymizer, RunSettings
@@ -335,11 +336,8 @@ def anonymize(
             on_job=lambda job: files_bar.update(1), frame_progress=frame_progress, skipped=skipped,
         )
 
-    restore = stop_on_signals()
-    try:
+    with signals_interrupt():  # SIGINT, SIGTERM: recorded as interrupted, exit 130/143 (cli/main.py)
         result = run_engine()
-    finally:
-        restore()
     for bar in bars:
         bar.close()
     files_bar.close()
@@ -363,22 +361,6 @@ def anonymize(
             )
         click.echo(f"{len(result.failed)} input(s) failed; no output was written for them", err=True)
         sys.exit(1)
-
-
-def stop_on_signals():
-    """SIGTERM ends the run like Ctrl-C (SIGINT): the current temporary file is removed on the
-    way out (atomic_output), so no partial output is left. Returns what restores the handler."""
-    import signal
-    import threading
-
-    if threading.current_thread() is not threading.main_thread():
-        return lambda: None
-
-    def interrupt(signum, frame):
-        raise KeyboardInterrupt(f"signal {signum}")
-
-    previous = signal.signal(signal.SIGTERM, interrupt)
-    return lambda: signal.signal(signal.SIGTERM, previous)
 
 
 COMMANDS = [anonymize]

@@ -31,7 +31,8 @@ COMMAND_MODULES = [
 
 
 class SganonGroup(click.Group):
-    """Turns sganon's typed errors into one clear line and exit code 2; plugins add commands.
+    """Turns sganon's typed errors into one clear line and exit code 2, interruptions into
+    exit code 128 + the signal's number (130: SIGINT, 143: SIGTERM); plugins add commands.
 
     Plugins (and with them torch) load only when a command that is not built in is asked
     for, or when the command list is shown, so ``sganon --version`` and ``sganon anonymize
@@ -60,6 +61,12 @@ class SganonGroup(click.Group):
         except SganonError as error:
             click.echo(f"Error: {error}", err=True)
             ctx.exit(2)
+        except KeyboardInterrupt as error:  # SIGINT, or SIGTERM where a command turns it into one
+            from sganon.core.interrupt import as_interruption
+
+            interruption = as_interruption(error)
+            click.echo(f"Aborted: {interruption}", err=True)
+            ctx.exit(interruption.exit_code)
 
 
 def block_plugins(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]) -> None:

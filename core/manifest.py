@@ -4,11 +4,13 @@ Each line records what one input became::
 
     {"input": "in/a.jpg", "name": "a.jpg", "size": 1234, "sha256": HEX, "settings": HEX,
      "output": "a.jpg", "output_sha256": HEX, "outputs": {"a.jpg": HEX, ...},
-     "status": "done" | "failed", "error": "" | WHY}
+     "status": "done" | "failed" | "interrupted", "error": "" | WHY}
 
 ``settings`` fingerprints what decides the outputs (pipeline, options, output settings);
 ``output`` is the input's main output (relative to the output folder), ``outputs`` every
-file written for it (COCO images, visualizations). A run lists every input exactly once.
+file written for it (COCO images, visualizations). A run lists every input exactly once;
+``interrupted`` marks the input a signal stopped (nothing was written for it) and those
+after it (:mod:`sganon.core.interrupt`).
 
 Before any work (:func:`plan_run`): temporary files a killed run left are removed;
 with ``resume``, inputs whose record says done, whose input is unchanged (size and sha256)
@@ -35,6 +37,7 @@ from .jobs import Job, confined_name, job_output_name, output_name
 MANIFEST_NAME = "manifest.jsonl"
 DONE = "done"
 FAILED = "failed"
+INTERRUPTED = "interrupted"
 
 
 def file_sha256(path: Path) -> str:

@@ -6,8 +6,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+from ..interrupt import as_interruption
 from ..jobs import Job, job_output_name
-from ..manifest import DONE, FAILED, ManifestWriter, RunPlan, outputs_record
+from ..manifest import DONE, FAILED, INTERRUPTED, ManifestWriter, RunPlan, outputs_record
 from ..runners import FileAnonymizer, RunResult
 from ..runners.settings import Progress
 
@@ -56,6 +57,11 @@ def run_job(
     return JobOutcome(record, result)
 
 
+def interrupted_record(facts: dict[str, Any], why: str) -> dict[str, Any]:
+    """The record of an input a signal stopped, or that the interrupted run never reached."""
+    return {**facts, "output": "", "output_sha256": "", "outputs": {}, "status": INTERRUPTED, "error": why}
+
+
 def merge(into: RunResult, part: RunResult) -> None:
     into.written += part.written
     into.failed += part.failed
@@ -79,6 +85,12 @@ def run_local(
         for number, job in enumerate(plan.todo):
             try:
                 outcome = run_job(runner, job, plan.facts[job.name], continue_on_error, frame_progress)
+            except KeyboardInterrupt as error:  # SIGINT, SIGTERM: nothing was written for this input
+                why = str(as_interruption(error))
+                manifest.add(interrupted_record(plan.facts[job.name], f"{why} before it was finished"))
+                for rest in plan.todo[number + 1 :]:
+                    manifest.add(interrupted_record(plan.facts[rest.name], f"not processed: the run was {why}"))
+                raise
             finally:
                 if on_job is not None:
                     on_job(job)
