@@ -114,8 +114,24 @@ def add_plugin_commands() -> None:
     command_hooks().sganon_add_commands(cli=cli)
 
 
+def return_freed_memory() -> None:
+    """Have glibc's malloc give every allocation of 1 MB or more its own mapping, returned to the
+    system when freed. By default that threshold grows up to 32 MB as large blocks are freed, and
+    the freed image-sized buffers of a large photo then stay resident: measured on a 96 MP photo,
+    0.2-0.4 GB less at the peak (docs/anonymize.md). Elsewhere than glibc: nothing. Once, in the
+    main thread, before any worker starts."""
+    import ctypes
+
+    m_mmap_threshold = -3  # <malloc.h>
+    try:
+        ctypes.CDLL("libc.so.6").mallopt(m_mmap_threshold, 1 << 20)
+    except (OSError, AttributeError):  # not glibc
+        pass
+
+
 def main(argv: list[str] | None = None) -> None:
     """Console-script entry point."""
+    return_freed_memory()
     args = sys.argv[1:] if argv is None else argv
     # Plugins load lazily; blocking must be known first, so parse --plugin before loading.
     for i, arg in enumerate(args):

@@ -79,7 +79,8 @@ def read_image(path: Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> LoadedImage:
                         )
                     file_format = image.format or "PNG"
                     image.load()
-                    upright = ImageOps.exif_transpose(image)
+                    ImageOps.exif_transpose(image, in_place=True)  # not a copy (a 96 MP photo: 384 MB)
+                    upright = image
             finally:
                 Image.MAX_IMAGE_PIXELS = limit
     except UnidentifiedImageError as error:
@@ -153,8 +154,11 @@ def compose_output(loaded: LoadedImage, anonymized: np.ndarray, replaced: np.nda
     if mode == "P" and "transparency" in original.info:
         original, mode = original.convert("RGBA"), "RGBA"
     if mode == "RGB":
-        # In place (no image-sized temporary): ``anonymized`` becomes the output's pixels.
+        # In place (no image-sized temporary): ``anonymized`` becomes the output's pixels, and
+        # ``loaded.rgb`` (equal to it now) lets the input's buffer go before Pillow copies the
+        # output (a 96 MP photo: 288 MB less at the run's memory peak).
         np.copyto(anonymized, loaded.rgb, where=~where)
+        loaded.rgb = anonymized
         result = Image.fromarray(anonymized)
     elif mode in ("RGBA", "LA", "L"):
         base = np.asarray(original)
@@ -197,7 +201,9 @@ def compose_output(loaded: LoadedImage, anonymized: np.ndarray, replaced: np.nda
 def write_image(
     path: Path, loaded: LoadedImage, anonymized: np.ndarray, replaced: np.ndarray, extension: str | None = None
 ) -> None:
-    """Write the anonymized image atomically, in the input's format unless ``extension`` is given."""
+    """Write the anonymized image atomically, in the input's format unless ``extension`` is given.
+    For RGB inputs ``anonymized`` is completed in place and ``loaded.rgb`` is then that array
+    (:func:`compose_output`)."""
     file_format = output_format(loaded, extension)
     image = compose_output(loaded, anonymized, replaced, file_format)
     options: dict[str, Any] = {}

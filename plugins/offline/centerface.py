@@ -65,6 +65,8 @@ class CenterFace:
                         dim.dim_param = name
             options = onnxruntime.SessionOptions()
             options.log_severity_level = 3  # the model lists its weights as inputs: silence that warning
+            # No memory arena: it would keep the largest run's buffers for the whole process.
+            options.enable_cpu_mem_arena = False
             if self.threads:
                 options.intra_op_num_threads = self.threads
             self._session = onnxruntime.InferenceSession(
