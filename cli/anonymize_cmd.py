@@ -223,7 +223,6 @@ def anonymize(
     from sganon.core.errors import ConfigError
     from sganon.core.jobs import collect_jobs
     from sganon.core.engines import PipelineRecipe, describe_run
-    from sganon.core.interrupt import signals_interrupt
     from sganon.core.manifest import plan_run, settings_fingerprint
     from sganon.core.output_plan import plan_outputs
     from sganon.core.runners import FileAnonymizer, RunSettings
@@ -336,8 +335,7 @@ def anonymize(
             on_job=lambda job: files_bar.update(1), frame_progress=frame_progress, skipped=skipped,
         )
 
-    with signals_interrupt():  # SIGINT, SIGTERM: recorded as interrupted, exit 130/143 (cli/main.py)
-        result = run_engine()
+    result = run_engine()  # SIGINT, SIGTERM: recorded as interrupted, exit 130/143 (cli/main.py)
     for bar in bars:
         bar.close()
     files_bar.close()

@@ -56,12 +56,15 @@ class SganonGroup(click.Group):
         return super().list_commands(ctx)
 
     def invoke(self, ctx: click.Context):
+        from sganon.core.interrupt import signals_interrupt
+
         try:
-            return super().invoke(ctx)
+            with signals_interrupt():  # from the start: also while models load
+                return super().invoke(ctx)
         except SganonError as error:
             click.echo(f"Error: {error}", err=True)
             ctx.exit(2)
-        except KeyboardInterrupt as error:  # SIGINT, or SIGTERM where a command turns it into one
+        except KeyboardInterrupt as error:  # SIGINT, SIGTERM
             from sganon.core.interrupt import as_interruption
 
             interruption = as_interruption(error)
