@@ -133,13 +133,19 @@ def default_named(role: str, kind: str, name: str) -> type:
         ) from None
 
 
-def build_generator(preset: Preset) -> tuple[Generator, dict[str, Any]]:
-    """A generator preset built (with its weights when it has some) and its constructor arguments."""
+def build_preset(preset: Preset) -> tuple[Any, dict[str, Any]]:
+    """A detector, embedder or generator preset built (with its weights when it has some) and
+    its constructor arguments."""
     if preset.weights is not None:
         return load_weighted(preset)
-    cls = component_class("generator", preset.component)
+    cls = component_class(preset.kind, preset.component)
     args = {**cls.default_args("paper"), **preset.args}
-    return build_component("generator", preset.component, **preset.args), args
+    return build_component(preset.kind, preset.component, **preset.args), args
+
+
+def build_generator(preset: Preset) -> tuple[Generator, dict[str, Any]]:
+    """A generator preset built (with its weights when it has some) and its constructor arguments."""
+    return build_preset(preset)
 
 
 def build_embedder(name: str, preset: Preset | None = None) -> tuple[SurfaceEmbedder, dict[str, Any]]:
@@ -149,8 +155,8 @@ def build_embedder(name: str, preset: Preset | None = None) -> tuple[SurfaceEmbe
             p for p in all_presets().values() if p.kind == "embedder" and p.component == name and p.weights is not None
         ]
         preset = weighted[0] if weighted else None
-    if preset is not None and preset.weights is not None:
-        return load_weighted(preset)
+    if preset is not None:
+        return build_preset(preset)
     cls = component_class("embedder", name)
     return build_component("embedder", name), dict(cls.default_args("paper"))
 
@@ -247,7 +253,7 @@ def assemble(
     faces: Detector | None = None
     if not detections_given:
         if detector is None and pipeline_preset is not None:
-            person_detector = load_weighted(get_preset(pipeline_preset.parts["detector"]))[0]
+            person_detector = build_preset(get_preset(pipeline_preset.parts["detector"]))[0]
         elif detector != NONE:
             name = detector or defaults.detector
             if detector is None:

@@ -157,10 +157,11 @@ class PipelineAdapter:
         parts = self.parts(options)
         if not with_surfaces and parts.generator_caps.surface_channels == 0:
             parts = dataclasses.replace(parts, embedder=None)
-        pipeline_options = PipelineOptions(
-            truncation=options.truncation, seed=options.seed, device=self.device, verify=options.verify
-        )
-        return Anonymizer(parts, pipeline_options)
+        # As the CLI: a pipeline preset's options (e.g. truncation 0, detection-order paste) unless chosen here.
+        chosen = {"seed": options.seed, "device": self.device, "verify": options.verify}
+        if options.truncation is not None:
+            chosen["truncation"] = options.truncation
+        return Anonymizer(parts, PipelineOptions(**{**parts.options, **chosen}))
 
     # ------------------------------------------------------------------ photos
     def read_photo(self, path: Path) -> np.ndarray:
