@@ -83,3 +83,81 @@ def test_web_page_and_cli_give_the_same_bytes_for_a_preset_with_options_of_its_o
     )
     assert result.exit_code == 0, result.output
     assert (plain / "astronaut.png").read_bytes() != cli_bytes
+
+
+# ------------------------------------------------------------------------------ the spec
+from dataclasses import replace  # noqa: E402
+
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+from sganon.core.build import build_config, write_config  # noqa: E402
+from sganon.core.spec import CONFIG, FLAG, PRESET, OptionFlags, PartChoice, resolve_spec, spec_to_config  # noqa: E402
+
+
+def what_runs(spec):
+    """The parts (component, arguments, weights, preset) and the options; not where each came
+    from, which a config file changes to "config file"."""
+    parts = {role: None if part is None else replace(part, source="") for role, part in spec.parts().items()}
+    return parts, spec.embedder_from_detector, spec.generator_label, spec.options
+
+
+def write_spec(spec, path: Path) -> Path:
+    from mmengine.config import Config
+
+    return write_config(Config({"profile": spec.profile, "anonymizer": spec_to_config(spec)}), path)
+
+
+@pytest.mark.parametrize(
+    "generator, embedder, profile",
+    [("pixelate", "bones", "paper"), ("vsam.fba-configE", "cse", "paper"), ("vsam", "cse", "tiny"), ("baseline.blur", "bones", "paper"), ("vsam", "cse", "paper")],
+)
+def test_a_build_spec_round_trips_through_its_config(tmp_path, generator, embedder, profile):
+    spec = resolve_spec(PartChoice(generator=generator, embedder=embedder), profile=profile, for_build=True)
+    path = write_config(build_config(generator, embedder, profile=profile).config, tmp_path / "cfg.py")
+    again = resolve_spec(config=path)
+    assert what_runs(again) == what_runs(spec)
+    assert set(again.option_sources.values()) == {CONFIG}
+
+
+PRESETS = ["sganon.fba-cse", "vsam.fba-configE", "baseline.mask-noise", "baseline.pixelate-8"]
+
+
+@settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    preset=st.sampled_from(PRESETS),
+    seed=st.none() | st.integers(0, 2**40),
+    truncation=st.none() | st.floats(0, 1),
+    feather=st.none() | st.integers(0, 64),
+    verify=st.none() | st.booleans(),
+    detector=st.sampled_from([None, "none", "offline"]),
+)
+def test_an_anonymize_spec_round_trips_through_a_config(tmp_path, preset, seed, truncation, feather, verify, detector):
+    """Whatever is named and given, the config a spec writes reads back to the same run: parts,
+    weights and every option (a pipeline preset's own options included)."""
+    flags = OptionFlags(seed=seed, truncation=truncation, feather=feather, verify=verify)
+    spec = resolve_spec(PartChoice(preset=preset, detector=detector), flags)
+    again = resolve_spec(config=write_spec(spec, tmp_path / "spec.py"))
+    assert what_runs(again) == what_runs(spec)
+
+
+def test_option_sources_rise_from_default_to_preset_to_flag_and_policy():
+    spec = resolve_spec(PartChoice(preset="sganon.fba-cse"), OptionFlags(seed=4, truncation=0.5), detections_given=True)
+    assert (spec.options.truncation, spec.option_sources["truncation"]) == (0.5, FLAG)
+    assert (spec.options.paste_order, spec.option_sources["paste_order"]) == ("detection", PRESET)
+    assert (spec.options.face_margin, spec.option_sources["face_margin"]) == (0.0, "policy")
+    assert spec.option_sources["batch_size"] == "default" and spec.detector is None
+    # The preset's detector and embedder are one model (one copy of the weights).
+    assert resolve_spec(PartChoice(preset="sganon.fba-cse")).embedder_from_detector
+
+
+def test_the_web_page_and_the_cli_resolve_the_same_spec_for_the_paper_pipeline():
+    """The web page's choice of `sganon.fba-cse` gives the spec of `sganon anonymize --visualize
+    --preset sganon.fba-cse --seed 7` (no weights are needed to resolve it)."""
+    from sganon.core.serve.pipeline_adapter import PipelineAdapter, RunOptions
+
+    page = PipelineAdapter().spec(RunOptions(preset="sganon.fba-cse", seed=7))
+    cli_spec = resolve_spec(PartChoice(preset="sganon.fba-cse"), OptionFlags(seed=7, verify=True, device="cpu"),
+                            visualize=True)
+    assert page == cli_spec
+    assert page.options.truncation == 0.0 and page.options.paste_order == "detection"

@@ -3,7 +3,7 @@
 The driver (``sganon anonymize --engine ray``) turns the jobs into tasks (up to
 ``images_per_task`` images, or one video, or one COCO dataset) and maps them over a pool of
 actors (:class:`AnonymizeWorker`). Each actor builds the pipeline once from the run's
-:class:`~sganon.core.engines.PipelineRecipe`, anonymizes its tasks with the same runners
+:class:`~sganon.core.spec.RunSpec` (the one the driver resolved), anonymizes its tasks with the same runners
 as the local engine and writes the outputs itself, atomically; it returns one manifest
 record per input. The driver writes ``manifest.jsonl`` as records arrive and the
 detections file at the end, in input order, so the output tree is the local engine's.
@@ -37,7 +37,7 @@ from ..errors import ConfigError
 from ..jobs import Job
 from ..manifest import ManifestWriter, RunPlan
 from ..runners import RunResult, RunSettings
-from . import PipelineRecipe
+from ..spec import RunSpec
 from .local import merge
 
 #: Environment variables a worker takes from the driver (wherever the cluster started it).
@@ -92,7 +92,7 @@ class AnonymizeWorker:
     """A Ray Data actor: builds the pipeline once, then anonymizes tasks of jobs.
 
     Args:
-        recipe: The pipeline to build.
+        spec: The pipeline to build (resolved by the driver: workers choose nothing).
         settings: How files are written (as the local engine's).
         output: The output folder (the same path on every node).
         facts: Input facts (path, size, sha256) per job name, recorded in the manifest.
@@ -102,7 +102,7 @@ class AnonymizeWorker:
 
     def __init__(
         self,
-        recipe: PipelineRecipe,
+        spec: RunSpec,
         settings: RunSettings,
         output: str,
         facts: dict[str, dict[str, Any]],
@@ -111,11 +111,13 @@ class AnonymizeWorker:
     ) -> None:
         import torch
 
+        from ..anonymizer import Anonymizer
+        from ..assembly import assemble_spec
         from ..runners import FileAnonymizer
 
         os.environ.update(environment)
         torch.set_num_threads(max(1, threads))
-        self.anonymizer = recipe.build()[1]
+        self.anonymizer = Anonymizer(assemble_spec(spec), spec.options)
         self.runner = FileAnonymizer(self.anonymizer, Path(output), settings)
         self.facts = facts
         self.finished = 0
@@ -171,7 +173,7 @@ def parse_test_fault(value: str) -> tuple[int | None, str | None]:
 
 
 def run_ray(
-    recipe: PipelineRecipe,
+    spec: RunSpec,
     settings: RunSettings,
     output: Path,
     plan: RunPlan,
@@ -190,7 +192,7 @@ def run_ray(
         address: A running cluster (``ray://HOST:10001`` or ``HOST:6379``, or ``"auto"``);
             ``None`` starts a local one for this run (or uses the one this process started).
         workers: Actors in the pool (each builds the pipeline once).
-        gpus_per_worker: GPUs each actor reserves (0: CPU only); the recipe's ``device``
+        gpus_per_worker: GPUs each actor reserves (0: CPU only); the spec's ``device``
             should then be ``cuda``.
         cpus_per_worker: CPUs each actor reserves (its torch threads).
         images_per_task: Images per task (a batch of the dataset).
@@ -229,7 +231,7 @@ def run_ray(
             batch_size=1,
             compute=ray.data.ActorPoolStrategy(size=workers),
             fn_constructor_kwargs={
-                "recipe": recipe,
+                "spec": spec,
                 "settings": settings,
                 "output": str(output),
                 "facts": plan.facts,
@@ -267,4 +269,4 @@ def run_ray(
     return result
 
 
-__all__ = ["AnonymizeWorker", "PipelineRecipe", "import_ray", "make_tasks", "run_ray"]
+__all__ = ["AnonymizeWorker", "import_ray", "make_tasks", "run_ray"]

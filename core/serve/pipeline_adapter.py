@@ -17,7 +17,7 @@ from typing import Any, Callable
 import numpy as np
 
 from ..anonymizer import Anonymizer
-from ..assembly import PipelineOptions, PipelineParts, assemble
+from ..assembly import PipelineParts, assemble_spec
 from ..detections import Detections, write_detections
 from ..errors import AnonymizationError, ConfigError, InputError
 from ..jobs import Job
@@ -25,6 +25,7 @@ from ..images import image_extensions, read_image, write_image
 from ..video import VIDEO_EXTENSIONS, probe_video
 from ..presets import PIPELINE, all_presets
 from ..runners import FileAnonymizer, RunSettings
+from ..spec import OptionFlags, PartChoice, PipelineOptions, RunSpec, resolve_spec
 
 
 @dataclass(frozen=True)
@@ -126,13 +127,20 @@ class PipelineAdapter:
         self.assembled: dict[tuple[str | None, str | None], PipelineParts] = {}
 
     # ------------------------------------------------------------------ building
+    def spec(self, options: RunOptions) -> RunSpec:
+        """The run's specification, as ``sganon anonymize --visualize`` makes it from the same
+        names and flags (the page's fields count as given; truncation only when set)."""
+        return resolve_spec(
+            PartChoice(generator=options.generator, preset=options.preset),
+            OptionFlags(truncation=options.truncation, seed=options.seed, verify=options.verify, device=self.device),
+            visualize=True,
+        )
+
     def parts(self, options: RunOptions) -> PipelineParts:
         key = (options.preset, options.generator)
         with self.lock:
             if key not in self.assembled:
-                self.assembled[key] = assemble(
-                    options.generator, options.preset, visualize=True, device=self.device
-                )
+                self.assembled[key] = assemble_spec(self.spec(options))
             return self.assembled[key]
 
     def generator_info(self, options: RunOptions) -> GeneratorInfo:
@@ -156,12 +164,8 @@ class PipelineAdapter:
             raise ConfigError(f"the verification pass was asked for, but: {note}")
         parts = self.parts(options)
         if not with_surfaces and parts.generator_caps.surface_channels == 0:
-            parts = dataclasses.replace(parts, embedder=None)
-        # As the CLI: a pipeline preset's options (e.g. truncation 0, detection-order paste) unless chosen here.
-        chosen = {"seed": options.seed, "device": self.device, "verify": options.verify}
-        if options.truncation is not None:
-            chosen["truncation"] = options.truncation
-        return Anonymizer(parts, PipelineOptions(**{**parts.options, **chosen}))
+            parts = dataclasses.replace(parts, embedder=None, embedder_caps=None)
+        return Anonymizer(parts, self.spec(options).options)
 
     # ------------------------------------------------------------------ photos
     def read_photo(self, path: Path) -> np.ndarray:
