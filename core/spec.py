@@ -176,12 +176,14 @@ class Fallback:
     Attributes:
         realistic: The realistic generator preset wanted (registry.yaml ``defaults.realistic``).
         baseline: The generator preset used (``defaults.baseline``).
-        reason: Why the realistic one cannot run (e.g. its weights are not imported).
+        reason: Why the realistic one cannot run, in full (the error met, with what to do).
+        cause: The same in a few words (for a one-line notice).
     """
 
     realistic: str
     baseline: str
     reason: str
+    cause: str
 
     def message(self) -> str:
         """The full explanation (the CLI's note): why, and how to get the realistic generator."""
@@ -593,7 +595,8 @@ def resolve_spec(
                 for part in (generator, embedder):
                     require_weights(part)
             except (SganonError, ImportError) as error:
-                fallback = Fallback(defaults.realistic, defaults.baseline, str(error))
+                cause = "its weights are not imported" if isinstance(error, WeightsError) else "it is not available"
+                fallback = Fallback(defaults.realistic, defaults.baseline, str(error), cause)
                 chosen = get_preset(defaults.baseline)
                 class_of("baseline generator", "generator", chosen.component, default=True)
                 generator, detector, face_detector, embedder, from_detector = named_parts(

@@ -51,7 +51,7 @@ def feathered_preset():
 
 
 def page_result(root: Path, preset: str, seed: int) -> bytes:
-    from sganon.core.serve.app import create_app
+    from sganon.serve.app import create_app
 
     with TestClient(create_app(root=root)) as client:
         upload = client.post("/api/uploads", params={"name": PHOTO.name}, content=PHOTO.read_bytes()).json()
@@ -154,7 +154,7 @@ def test_option_sources_rise_from_default_to_preset_to_flag_and_policy():
 def test_the_web_page_and_the_cli_resolve_the_same_spec_for_the_paper_pipeline():
     """The web page's choice of `sganon.fba-cse` gives the spec of `sganon anonymize --visualize
     --preset sganon.fba-cse --seed 7` (no weights are needed to resolve it)."""
-    from sganon.core.serve.pipeline_adapter import PipelineAdapter, RunOptions
+    from sganon.serve.pipeline_adapter import PipelineAdapter, RunOptions
 
     page = PipelineAdapter().spec(RunOptions(preset="sganon.fba-cse", seed=7))
     cli_spec = resolve_spec(PartChoice(preset="sganon.fba-cse"), OptionFlags(seed=7, verify=True, device="cpu"),

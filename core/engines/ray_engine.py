@@ -17,10 +17,6 @@ retried (``max_restarts``, ``max_task_retries``); a retried task rewrites the sa
 Temporary files a dead worker left are removed when the run ends. Inputs and the output
 folder must be at the same path on every node (a shared file system) for a multi-node cluster.
 
-Test hook (not a user option): ``SGANON_TEST_FAIL_AFTER=N[:FLAG]`` in the driver's
-environment makes a worker process exit after N inputs; with ``FLAG`` (a file path), only
-the first worker that creates that file does (so the retry succeeds).
-
 Ray is an optional extra (``pip install 'sganon[ray]'``); it is imported only here.
 """
 
@@ -41,7 +37,7 @@ from ..spec import RunSpec
 from .local import merge
 
 #: Environment variables a worker takes from the driver (wherever the cluster started it).
-FORWARDED_ENVIRONMENT = ("SGANON_HOME", "SGANON_BLOCK_PLUGINS", "SGANON_TEST_FAIL_AFTER")
+FORWARDED_ENVIRONMENT = ("SGANON_HOME", "SGANON_BLOCK_PLUGINS")
 #: How often Ray restarts a dead worker and retries its task before the run fails.
 MAX_RESTARTS = 4
 RAY_EXTRA_HINT = "the Ray engine needs the `ray` extra: pip install 'sganon[ray]' (ray[data] 2.58)"
@@ -120,8 +116,6 @@ class AnonymizeWorker:
         self.anonymizer = Anonymizer(assemble_spec(spec), spec.options)
         self.runner = FileAnonymizer(self.anonymizer, Path(output), settings)
         self.facts = facts
-        self.finished = 0
-        self.fail_after, self.fail_flag = parse_test_fault(environment.get("SGANON_TEST_FAIL_AFTER", ""))
 
     def __call__(self, batch: dict[str, Any]) -> dict[str, Any]:
         import numpy as np
@@ -131,7 +125,6 @@ class AnonymizeWorker:
         rows = []
         for task in batch["task"]:
             for entry in json.loads(str(task)):
-                self.maybe_die()
                 job = row_to_job(entry)
                 outcome = run_job(self.runner, job, self.facts[job.name])
                 result = outcome.result
@@ -148,28 +141,7 @@ class AnonymizeWorker:
                         }
                     )
                 )
-                self.finished += 1
         return {"outcome": np.array(rows, dtype=object)}
-
-    def maybe_die(self) -> None:
-        """The test hook of the module docstring."""
-        if self.fail_after is None or self.finished < self.fail_after:
-            return
-        if self.fail_flag is not None:
-            try:
-                os.close(os.open(self.fail_flag, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
-            except FileExistsError:
-                self.fail_after = None  # another worker already died for this run
-                return
-        os._exit(1)
-
-
-def parse_test_fault(value: str) -> tuple[int | None, str | None]:
-    """``SGANON_TEST_FAIL_AFTER`` parsed: ``(N, FLAG or None)``, or ``(None, None)`` when unset."""
-    if not value:
-        return None, None
-    count, _, flag = value.partition(":")
-    return int(count), flag or None
 
 
 def run_ray(

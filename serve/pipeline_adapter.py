@@ -16,16 +16,16 @@ from typing import Any, Callable
 
 import numpy as np
 
-from ..anonymizer import Anonymizer
-from ..assembly import PipelineParts, assemble_spec
-from ..detections import Detections, write_detections
-from ..errors import AnonymizationError, ConfigError, InputError
-from ..jobs import Job
-from ..images import image_extensions, read_image, write_image
-from ..video import VIDEO_EXTENSIONS, probe_video
-from ..presets import PIPELINE, all_presets
-from ..runners import FileAnonymizer, RunSettings
-from ..spec import OptionFlags, PartChoice, PipelineOptions, RunSpec, resolve_spec
+from sganon.core.anonymizer import Anonymizer
+from sganon.core.assembly import PipelineParts, assemble_spec
+from sganon.core.detections import Detections, write_detections
+from sganon.core.errors import AnonymizationError, ConfigError, InputError
+from sganon.core.jobs import Job
+from sganon.core.images import image_extensions, read_image, write_image
+from sganon.core.video import VIDEO_EXTENSIONS, probe_video
+from sganon.core.presets import PIPELINE, all_presets
+from sganon.core.runners import FileAnonymizer, RunSettings
+from sganon.core.spec import OptionFlags, PartChoice, PipelineOptions, RunSpec, resolve_spec
 
 
 @dataclass(frozen=True)
@@ -49,7 +49,7 @@ class RunOptions:
 
 @dataclass
 class GeneratorInfo:
-    """What the banner says about the generator in use."""
+    """What the banner says about the generator in use (``notice``: one line, or "")."""
 
     label: str
     realistic: bool
@@ -145,10 +145,13 @@ class PipelineAdapter:
 
     def generator_info(self, options: RunOptions) -> GeneratorInfo:
         parts = self.parts(options)
+        fallback = self.spec(options).fallback
+        # One line for the banner (the page links the weights guide); the CLI prints the long note.
+        notice = f"Baseline in use, not the realistic generator {fallback.realistic}: {fallback.cause}." if fallback else ""
         return GeneratorInfo(
             label=parts.generator_label,
             realistic=parts.realistic,
-            notice=parts.notice,
+            notice=notice,
             uses_latents=parts.generator_caps.latent_size > 0,
         )
 
