@@ -34,7 +34,7 @@ from ..jobs import Job
 from ..manifest import ManifestWriter, RunPlan
 from ..runners import RunResult, RunSettings
 from ..spec import RunSpec
-from .local import merge
+from .local import job_record
 
 #: Environment variables a worker takes from the driver (wherever the cluster started it).
 FORWARDED_ENVIRONMENT = ("SGANON_HOME", "SGANON_BLOCK_PLUGINS")
@@ -120,19 +120,16 @@ class AnonymizeWorker:
     def __call__(self, batch: dict[str, Any]) -> dict[str, Any]:
         import numpy as np
 
-        from .local import run_job
-
         rows = []
         for task in batch["task"]:
             for entry in json.loads(str(task)):
                 job = row_to_job(entry)
-                outcome = run_job(self.runner, job, self.facts[job.name])
-                result = outcome.result
+                result = self.runner.run_job(job, continue_on_error=True)
                 rows.append(
                     json.dumps(
                         {
                             "index": entry["index"],
-                            "record": outcome.record,
+                            "record": job_record(self.runner, job, self.facts[job.name], result),
                             "written": [str(p) for p in result.written],
                             "failed": [[str(p), why] for p, why in result.failed],
                             "notices": result.notices,
@@ -237,7 +234,7 @@ def run_ray(
             detections=outcome["detections"],
             timings=outcome["timings"],
         )
-        merge(result, part)
+        result.add(part)
     return result
 
 

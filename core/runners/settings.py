@@ -67,3 +67,13 @@ class RunResult:
     timings: list[dict[str, float]] = field(default_factory=list)
     #: Faces the verification pass found in outputs where nothing was replaced (and anonymized).
     refound: int = 0
+
+    def add(self, part: "RunResult") -> None:
+        """Append what another run (one job's) did."""
+        self.written += part.written
+        self.failed += part.failed
+        self.skipped += part.skipped
+        self.notices += part.notices
+        self.detections += part.detections
+        self.timings += part.timings
+        self.refound += part.refound

@@ -51,6 +51,7 @@ class VideoRunner:
         self.settings = settings
 
     def run(self, job: Job, result: RunResult, progress: Progress | None) -> None:
+        self.anonymizer.reseed(job.name)  # frames then draw in order, within this video only
         settings = self.settings
         name = job.name
         if job.source.suffix.lower() in MP4_INSTEAD:
