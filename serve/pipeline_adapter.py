@@ -226,7 +226,7 @@ class PipelineAdapter:
             raise AnonymizationError(result.failed[0][1])
         if not result.written:
             raise InputError("the video produced no output")
-        return result.written[0], result.detections
+        return result.written[0], [entry.to_json() for entry in result.detections]
 
 
 def write_detections_file(path: Path, entries: list[dict[str, Any]]) -> None:

@@ -4,25 +4,19 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Callable
+from typing import Callable
 
 from ..jobs import Job, job_output_name
-from ..manifest import DONE, FAILED, ManifestWriter, RunPlan, outputs_record
+from ..manifest import DONE, FAILED, InputFacts, ManifestRecord, ManifestWriter, RunPlan, outputs_record
 from ..runners import FileAnonymizer, RunResult, run_jobs
 from ..runners.settings import Progress
 
 
-#: The record of an input a run stopped before.
-NOT_RUN = {
-    "output": "",
-    "output_sha256": "",
-    "outputs": {},
-    "status": FAILED,
-    "error": "not processed: the run stopped at the first failure (use --continue-on-error)",
-}
+#: Why an input a run stopped before has no output.
+NOT_RUN = "not processed: the run stopped at the first failure (use --continue-on-error)"
 
 
-def job_record(runner: FileAnonymizer, job: Job, facts: dict[str, Any], result: RunResult) -> dict[str, Any]:
+def job_record(runner: FileAnonymizer, job: Job, facts: InputFacts, result: RunResult) -> ManifestRecord:
     """The manifest record of one job's result (``facts``: :func:`~sganon.core.manifest.input_facts`);
     the local and the Ray engine record alike."""
     output = runner.output
@@ -31,14 +25,7 @@ def job_record(runner: FileAnonymizer, job: Job, facts: dict[str, Any], result: 
     visualizations = [p.with_name(p.stem + ".visualization.png") for p in written]
     outputs = outputs_record(output, [*written, *(p for p in visualizations if p.is_file())])
     errors = [f"{path}: {why}" if Path(path) != job.source else why for path, why in result.failed]
-    return {
-        **facts,
-        "output": main,
-        "output_sha256": outputs.get(main, ""),
-        "outputs": outputs,
-        "status": FAILED if errors else DONE,
-        "error": "; ".join(errors),
-    }
+    return ManifestRecord(facts, FAILED if errors else DONE, main, outputs.get(main, ""), outputs, "; ".join(errors))
 
 
 def run_local(
@@ -61,5 +48,5 @@ def run_local(
         result = run_jobs(runner, plan.todo, continue_on_error, on_job, frame_progress, skipped, on_result=record)
         for rest in plan.todo:
             if rest.name not in recorded:
-                manifest.add({**plan.facts[rest.name], **NOT_RUN})
+                manifest.add(ManifestRecord(plan.facts[rest.name], FAILED, error=NOT_RUN))
     return result

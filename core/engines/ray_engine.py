@@ -29,9 +29,10 @@ from pathlib import Path
 from typing import Any, Callable
 
 from ..atomic import remove_temporaries
+from ..detections import ExportedDetections
 from ..errors import ConfigError
 from ..jobs import Job
-from ..manifest import ManifestWriter, RunPlan
+from ..manifest import InputFacts, ManifestRecord, ManifestWriter, RunPlan
 from ..runners import RunResult, RunSettings
 from ..spec import RunSpec
 from .local import job_record
@@ -101,7 +102,7 @@ class AnonymizeWorker:
         spec: RunSpec,
         settings: RunSettings,
         output: str,
-        facts: dict[str, dict[str, Any]],
+        facts: dict[str, InputFacts],
         environment: dict[str, str],
         threads: int,
     ) -> None:
@@ -129,11 +130,11 @@ class AnonymizeWorker:
                     json.dumps(
                         {
                             "index": entry["index"],
-                            "record": job_record(self.runner, job, self.facts[job.name], result),
+                            "record": job_record(self.runner, job, self.facts[job.name], result).to_json(),
                             "written": [str(p) for p in result.written],
                             "failed": [[str(p), why] for p, why in result.failed],
                             "notices": result.notices,
-                            "detections": result.detections,
+                            "detections": [entry.to_json() for entry in result.detections],
                             "timings": result.timings,
                         }
                     )
@@ -217,7 +218,7 @@ def run_ray(
             if outcome["index"] in by_index:  # a retried task's duplicate
                 continue
             by_index[outcome["index"]] = outcome
-            manifest.add(outcome["record"])
+            manifest.add(ManifestRecord.from_json(outcome["record"]))
             if on_job is not None:
                 on_job(jobs[outcome["index"]])
     finally:
@@ -231,7 +232,7 @@ def run_ray(
             written=[Path(p) for p in outcome["written"]],
             failed=[(Path(p), why) for p, why in outcome["failed"]],
             notices=outcome["notices"],
-            detections=outcome["detections"],
+            detections=[ExportedDetections.from_json(entry) for entry in outcome["detections"]],
             timings=outcome["timings"],
         )
         result.add(part)

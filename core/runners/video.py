@@ -14,7 +14,7 @@ from typing import Callable, Iterable, Iterator, NamedTuple, TypeVar
 import numpy as np
 
 from ..anonymizer import Anonymizer, FrameToAnonymize
-from ..detections import Detections
+from ..detections import Detections, ExportedDetections
 from ..errors import InputError
 from ..jobs import Job, output_name, path_inside
 from ..atomic import atomic_output
@@ -116,12 +116,7 @@ class VideoRunner:
                     if settings.export:
                         height, width = rgb.shape[:2]
                         result.detections.append(
-                            {
-                                "file": job.name,
-                                "frame": index,
-                                "size": [height, width],
-                                **anonymized.detections.to_json(height, width),
-                            }
+                            ExportedDetections.of(job.name, anonymized.detections, height, width, frame=index)
                         )
                     if progress is not None:
                         progress(1)
