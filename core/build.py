@@ -19,7 +19,6 @@ from pathlib import Path
 from typing import Any
 
 from .atomic import atomic_output
-from .components import component_class
 from .errors import ConfigError, PresetError
 from .presets import all_presets
 from .spec import load_config
@@ -67,7 +66,7 @@ def build_config(
     """
     from mmengine.config import Config
 
-    from .spec import PartChoice, default_component, part_capabilities, resolve_spec, spec_to_config
+    from .spec import PartChoice, discriminator_for, part_capabilities, resolve_spec, spec_to_config
 
     spec = resolve_spec(PartChoice(generator=generator, embedder=embedder, detector=detector), profile=profile,
                         for_build=True)
@@ -105,20 +104,18 @@ def build_config(
     if generator_caps.trainable:
         from .training.config import training_sections
 
-        discriminator_cls = component_class(
-            "discriminator", discriminator or default_component("discriminator", [generator_name])
-        )
+        chosen_discriminator = discriminator_for(chosen_generator, discriminator, profile)
         training, training_summary = training_sections(
             generator={"type": chosen_generator.type_name(), **chosen_generator.args},
-            discriminator={"type": discriminator_cls.__name__, **discriminator_cls.default_args(profile)},
+            discriminator={"type": chosen_discriminator.type_name(), **chosen_discriminator.args},
             dataset=dataset,
             profile=profile,
             generator_caps=generator_caps,
         )
         cfg.update(training)
-        cfg["parts"]["discriminator"] = discriminator_cls.name
+        cfg["parts"]["discriminator"] = chosen_discriminator.component
         cfg["parts"]["dataset"] = dataset
-        summary.append(f"discriminator: {discriminator_cls.name} ({discriminator_cls.__name__})")
+        summary.append(f"discriminator: {chosen_discriminator.component} ({chosen_discriminator.type_name()})")
         summary.extend(training_summary)
     else:
         if discriminator or dataset:

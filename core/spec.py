@@ -149,7 +149,7 @@ class PartSpec:
     """One component of a run, as data: what to build and why.
 
     Attributes:
-        kind: ``"detector"``, ``"embedder"`` or ``"generator"``.
+        kind: ``"detector"``, ``"embedder"``, ``"generator"`` (or ``"discriminator"``, for ``sganon build``).
         component: Its short name (``sganon plugins list``).
         args: Constructor arguments (the profile's defaults with the preset's on top).
         weights: The preset whose cached weights are loaded (``None``: built from ``args``).
@@ -295,6 +295,14 @@ def default_component(kind: str, preferred: list[str]) -> str:
     if not names:
         raise ComponentNotFoundError(f"no {kind} is available; is a plugin missing? (`sganon plugins list`)")
     return names[0]
+
+
+def discriminator_for(generator: PartSpec, named: str | None, profile: str) -> PartSpec:
+    """The discriminator that trains ``generator`` (``sganon build``): the one named, else the
+    one of the generator's name, else the first available."""
+    name = named or default_component("discriminator", [generator.component])
+    cls = component_class("discriminator", name)
+    return PartSpec("discriminator", cls.name, dict(cls.default_args(profile)), source=FLAG if named else "default")
 
 
 def part_capabilities(part: PartSpec) -> Any:
