@@ -161,3 +161,36 @@ def test_the_web_page_and_the_cli_resolve_the_same_spec_for_the_paper_pipeline()
                             visualize=True)
     assert page == cli_spec
     assert page.options.truncation == 0.0 and page.options.paste_order == "detection"
+
+
+# ------------------------------------------------------------------------------ the one loop over jobs
+def test_the_loop_adds_each_jobs_result_whole_and_stops_at_the_first_failure(tmp_path):
+    """FileAnonymizer.run and the local engine share runners.run_jobs: every field of each
+    job's result is added (re-found faces too), and without --continue-on-error it stops."""
+    import numpy as np
+    from PIL import Image
+
+    from sganon.core.anonymizer import Anonymizer
+    from sganon.core.assembly import assemble_spec
+    from sganon.core.jobs import Job
+    from sganon.core.runners import FileAnonymizer, RunResult, RunSettings, run_jobs
+
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    for name in ("a.png", "c.png"):
+        Image.fromarray(np.full((24, 20, 3), 90, np.uint8)).save(inputs / name)
+    (inputs / "b.png").write_bytes(b"not a png")
+    jobs = [Job("image", inputs / name, name) for name in ("a.png", "b.png", "c.png")]
+    spec = resolve_spec(PartChoice(preset="baseline.blur", detector="none", face_detector="none"))
+    runner = FileAnonymizer(Anonymizer(assemble_spec(spec), spec.options), tmp_path / "out", RunSettings(export=True))
+    seen = []
+    stopped = run_jobs(runner, jobs, on_result=lambda job, part: seen.append((job.name, len(part.failed))))
+    assert seen == [("a.png", 0), ("b.png", 1)] and len(stopped.written) == 1 and len(stopped.detections) == 1
+    whole = runner.run(jobs, continue_on_error=True)
+    assert [p.name for p in whole.written] == ["a.png", "c.png"] and [p.name for p, _ in whole.failed] == ["b.png"]
+    assert len(whole.timings) == 2 and len(whole.detections) == 2
+
+    total = RunResult()
+    total.add(RunResult(notices=["x"], refound=2))
+    total.add(RunResult(notices=["y"], refound=3))
+    assert total.notices == ["x", "y"] and total.refound == 5
