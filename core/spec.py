@@ -438,7 +438,7 @@ def names_spec(
 
 
 def load_config(path: str | os.PathLike[str]) -> Any:
-    """Read a config written by :func:`write_config` (or by hand); :class:`ConfigError` if unusable."""
+    """Read a config written by :func:`sganon.core.build.write_config` (or by hand); :class:`ConfigError` if unusable."""
     from mmengine.config import Config
 
     path = Path(path)
