@@ -151,6 +151,21 @@ def test_option_sources_rise_from_default_to_preset_to_flag_and_policy():
     assert resolve_spec(PartChoice(preset="sganon.fba-cse")).embedder_from_detector
 
 
+def test_re_used_face_boxes_are_not_grown_again_with_a_config_either(tmp_path):
+    """A config holds every option (face_margin 0.2 too); re-used detections' face boxes are the
+    replaced regions already, so the policy wins over the config (flags win over both)."""
+    path = write_config(build_config("pixelate", "bones").config, tmp_path / "cfg.py")
+    spec = resolve_spec(config=path, detections_given=True, flags=OptionFlags(seed=3))
+    assert (spec.options.face_margin, spec.option_sources["face_margin"]) == (0.0, "policy")
+    assert (spec.options.seed, spec.option_sources["seed"]) == (3, FLAG)
+    assert spec.option_sources["batch_size"] == CONFIG and spec.detector is None and spec.face_detector is None
+    assert resolve_spec(config=path).options.face_margin == 0.2
+    from sganon.core.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="--config names the pipeline's parts; drop --preset"):
+        resolve_spec(PartChoice(preset="baseline.blur"), config=path)
+
+
 def test_the_web_page_and_the_cli_resolve_the_same_spec_for_the_paper_pipeline():
     """The web page's choice of `sganon.fba-cse` gives the spec of `sganon anonymize --visualize
     --preset sganon.fba-cse --seed 7` (no weights are needed to resolve it)."""
