@@ -391,7 +391,25 @@ def detector_part(
     return part_from_name("detector", named or default, profile, FLAG if named else "registry default", role)
 
 
-def names_spec(
+@dataclass(frozen=True)
+class Chosen:
+    """The parts of a run as named, read from a config or defaulted; and the options that came
+    with them (a pipeline preset's or the config's), before flags and policy."""
+
+    generator: PartSpec
+    region_generator: PartSpec
+    detector: PartSpec | None
+    face_detector: PartSpec | None
+    embedder: PartSpec | None
+    embedder_from_detector: bool
+    generator_label: str
+    options: Mapping[str, Any]
+    options_source: str
+    profile: str
+    fallback: Fallback | None = None
+
+
+def named_parts(
     choice: PartChoice,
     generator: Preset,
     pipeline: Preset | None,
@@ -401,11 +419,11 @@ def names_spec(
     visualize: bool,
     profile: str,
     for_build: bool,
-) -> tuple[PartSpec, PartSpec | None, PartSpec | None, PartSpec | None, bool]:
-    """``(generator, detector, face detector, embedder, embedder from detector)`` for named parts."""
+) -> Chosen:
+    """The parts around the generator ``generator`` (of the pipeline preset ``pipeline``, if any)."""
     generator_part = part_from_preset(generator, profile, source)
     if generator.name == generator.component and generator.weights is None:
-        generator_part = replace(generator_part, preset=None)
+        generator_part = replace(generator_part, preset=None)  # a component named, not a preset
     detector = face_detector = None
     if not detections_given:
         own = None
@@ -434,7 +452,48 @@ def names_spec(
     if visualize and embedder is None:
         embedder = part_from_name("embedder", defaults.visualization_embedder, profile, "registry default",
                                   "visualization embedder")
-    return generator_part, detector, face_detector, embedder, from_detector
+    region = get_preset(defaults.region_generator)
+    class_of("region generator", "generator", region.component, default=True)
+    return Chosen(
+        generator=generator_part,
+        region_generator=part_from_preset(region, profile, "registry default"),
+        detector=detector,
+        face_detector=face_detector,
+        embedder=embedder,
+        embedder_from_detector=from_detector,
+        generator_label=f"{generator.name} ({generator.component})" if generator.name != generator.component
+        else generator.name,
+        options=pipeline.options if pipeline else {},
+        options_source=PRESET,
+        profile=profile,
+    )
+
+
+def parts_from_names(
+    choice: PartChoice, defaults: Defaults, detections_given: bool, visualize: bool, profile: str, for_build: bool
+) -> Chosen:
+    """The parts named (or, with no generator and no preset, the realistic default when its
+    weights are imported, else the baseline with a :class:`Fallback`)."""
+    def around(generator: Preset, pipeline: Preset | None, source: str) -> Chosen:
+        return named_parts(choice, generator, pipeline, source, defaults, detections_given, visualize, profile,
+                           for_build)
+
+    if choice.generator or choice.preset:
+        generator, pipeline, source = choose_generator(choice, profile, for_build)
+        if pipeline is not None and choice.embedder:
+            raise ConfigError(f"pipeline preset {choice.preset!r} brings its own embedder; drop --embedder")
+        return around(generator, pipeline, source)
+    try:
+        chosen = around(get_preset(defaults.realistic), None, "registry default")
+        for part in (chosen.generator, chosen.embedder):
+            require_weights(part)
+        return chosen
+    except (SganonError, ImportError) as error:
+        cause = "its weights are not imported" if isinstance(error, WeightsError) else "it is not available"
+        baseline = get_preset(defaults.baseline)
+        class_of("baseline generator", "generator", baseline.component, default=True)
+        chosen = around(baseline, None, "registry default")
+        return replace(chosen, fallback=Fallback(defaults.realistic, defaults.baseline, str(error), cause))
 
 
 def load_config(path: str | os.PathLike[str]) -> Any:
@@ -450,10 +509,10 @@ def load_config(path: str | os.PathLike[str]) -> Any:
         raise ConfigError(f"cannot read {path} as an mmengine config (.py/.json/.yaml): {error}") from error
 
 
-def config_spec(
-    path: str | os.PathLike[str], detections_given: bool, visualize: bool, defaults: Defaults
-) -> tuple[dict[str, PartSpec | None], str, dict[str, Any], str]:
-    """``(parts by role, generator label, options, profile)`` of a config written by ``sganon build``."""
+def parts_from_config(
+    path: str | os.PathLike[str], defaults: Defaults, detections_given: bool, visualize: bool
+) -> Chosen:
+    """The parts and options of a config written by ``sganon build`` (:func:`spec_to_config`)."""
     config = load_config(path)
     section = config.get("anonymizer")
     if not section or not section.get("generator"):
@@ -496,22 +555,32 @@ def config_spec(
                 raise ConfigError(f"{path}: {named!r} is no preset with weights of the {role} {cls.name!r}")
         return PartSpec(kind, cls.name, args, named, presets.get(role) or named, CONFIG)
 
-    parts = {
-        "generator": part("generator", "generator"),
-        "embedder": part("embedder", "embedder"),
-        "detector": None if detections_given else part("detector", "detector"),
-        "face_detector": None if detections_given else part("face_detector", "detector"),
-        "region_generator": part("region_generator", "generator"),
-    }
-    generator = parts["generator"]
-    assert generator is not None
-    name = generator.preset or generator.component
-    label = f"{name} ({generator.component})" if name != generator.component else name
-    if parts["embedder"] is None and visualize:
-        parts["embedder"] = part_from_name(
+    generator = part("generator", "generator")
+    assert generator is not None  # checked above
+    embedder = part("embedder", "embedder")
+    detector = None if detections_given else part("detector", "detector")
+    trained = get_preset(generator.weights) if generator.weights else None
+    check_fit(generator.component, part_capabilities(generator), embedder.component if embedder else None,
+              part_capabilities(embedder) if embedder else None, trained)
+    from_detector = embedder is not None and shares_model(detector, embedder)
+    if embedder is None and visualize:
+        embedder = part_from_name(
             "embedder", defaults.visualization_embedder, profile, "registry default", "visualization embedder"
         )
-    return parts, label, options, profile
+    name = generator.preset or generator.component
+    return Chosen(
+        generator=generator,
+        region_generator=part("region_generator", "generator")
+        or part_from_preset(get_preset(defaults.region_generator), profile, "registry default"),
+        detector=detector,
+        face_detector=None if detections_given else part("face_detector", "detector"),
+        embedder=embedder,
+        embedder_from_detector=from_detector,
+        generator_label=f"{name} ({generator.component})" if name != generator.component else name,
+        options=options,
+        options_source=CONFIG,
+        profile=profile,
+    )
 
 
 def layer_options(
@@ -562,78 +631,34 @@ def resolve_spec(
     if choice.generator and choice.preset:
         raise ConfigError("give either --generator or --preset, not both")
     defaults = registry_defaults()
-    fallback = None
-    preset_options: Mapping[str, Any] = {}
-    config_options: Mapping[str, Any] = {}
     if config is not None:
         named = [flag for flag, value in (("--generator", choice.generator), ("--preset", choice.preset),
                  ("--embedder", choice.embedder), ("--detector", choice.detector),
                  ("--face-detector", choice.face_detector)) if value]
         if named:
             raise ConfigError(f"--config names the pipeline's parts; drop {', '.join(named)}")
-        by_role, label, config_options, profile = config_spec(config, detections_given, visualize, defaults)
-        generator, embedder = by_role["generator"], by_role["embedder"]
-        assert generator is not None
-        detector, face_detector = by_role["detector"], by_role["face_detector"]
-        region = by_role["region_generator"] or part_from_preset(
-            get_preset(defaults.region_generator), profile, "registry default"
-        )
-        caps = part_capabilities(generator)
-        weights = get_preset(generator.weights) if generator.weights else None
-        check_fit(generator.component, caps, embedder.component if embedder else None,
-                  part_capabilities(embedder) if embedder else None, weights)
-        from_detector = embedder is not None and shares_model(detector, embedder)
+        chosen = parts_from_config(config, defaults, detections_given, visualize)
     else:
-        def named_parts(generator_preset: Preset, pipeline: Preset | None, source: str) -> tuple[Any, ...]:
-            return names_spec(choice, generator_preset, pipeline, source, defaults, detections_given, visualize,
-                              profile, for_build)
-
-        if choice.generator or choice.preset:
-            chosen, pipeline, source = choose_generator(choice, profile, for_build)
-            if pipeline is not None and choice.embedder:
-                raise ConfigError(f"pipeline preset {choice.preset!r} brings its own embedder; drop --embedder")
-            generator, detector, face_detector, embedder, from_detector = named_parts(chosen, pipeline, source)
-            preset_options = pipeline.options if pipeline else {}
-        else:
-            chosen = get_preset(defaults.realistic)
-            try:
-                generator, detector, face_detector, embedder, from_detector = named_parts(
-                    chosen, None, "registry default"
-                )
-                for part in (generator, embedder):
-                    require_weights(part)
-            except (SganonError, ImportError) as error:
-                cause = "its weights are not imported" if isinstance(error, WeightsError) else "it is not available"
-                fallback = Fallback(defaults.realistic, defaults.baseline, str(error), cause)
-                chosen = get_preset(defaults.baseline)
-                class_of("baseline generator", "generator", chosen.component, default=True)
-                generator, detector, face_detector, embedder, from_detector = named_parts(
-                    chosen, None, "registry default"
-                )
-        region_preset = get_preset(defaults.region_generator)
-        class_of("region generator", "generator", region_preset.component, default=True)
-        region = part_from_preset(region_preset, profile, "registry default")
-        label = f"{chosen.name} ({chosen.component})" if chosen.name != chosen.component else chosen.name
+        chosen = parts_from_names(choice, defaults, detections_given, visualize, profile, for_build)
     given = {f.name: getattr(flags, f.name) for f in fields(OptionFlags) if getattr(flags, f.name) is not None}
     options, sources = layer_options([
-        (PRESET, preset_options),
-        (CONFIG, config_options),
+        (chosen.options_source, chosen.options),  # a pipeline preset's, or the config's
         # Exported face boxes are the replaced regions already: re-used ones are not grown again.
         (POLICY, {"face_margin": 0.0} if detections_given else {}),
         (FLAG, given),
     ])
     return RunSpec(
-        generator=generator,
-        region_generator=region,
-        detector=detector,
-        face_detector=face_detector,
-        embedder=embedder,
-        embedder_from_detector=from_detector,
-        generator_label=label,
+        generator=chosen.generator,
+        region_generator=chosen.region_generator,
+        detector=chosen.detector,
+        face_detector=chosen.face_detector,
+        embedder=chosen.embedder,
+        embedder_from_detector=chosen.embedder_from_detector,
+        generator_label=chosen.generator_label,
         options=options,
         option_sources=sources,
-        fallback=fallback,
-        profile=profile,
+        fallback=chosen.fallback,
+        profile=chosen.profile,
     )
 
 
