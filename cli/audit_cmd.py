@@ -13,7 +13,7 @@ import click
 @click.option("--detector", "detectors", multiple=True, default=("offline-face",), show_default=True,
               help="Face detector component(s) (repeatable); see `sganon plugins list`.")
 @click.option("--min-replaced", type=click.FloatRange(0.0, 1.0), default=0.7, show_default=True,
-              help="Fraction of a face box that must differ for the face to count as replaced.")
+              help="Fraction of a face's head (its box grown to hair, forehead and ears) that must differ for the face to count as replaced.")
 @click.option("--tolerance", type=click.IntRange(0, 255), default=None,
               help="Per-channel difference above which a pixel counts as replaced [default: 12 for JPEG/WebP "
                    "outputs (re-encoding noise), 0 for lossless ones].")

@@ -27,7 +27,17 @@ import numpy as np
 import torch
 
 from .assembly import PipelineOptions, PipelineParts, assemble
-from .boxes import PAPER_ASPECT, PAPER_MIN_AREA, grow_box, mask_bounds, merge_overlapping, union_box
+from .boxes import (
+    HEAD_ASPECT,
+    PAPER_ASPECT,
+    PAPER_MIN_AREA,
+    PERSON_ASPECT,
+    head_box,
+    mask_bounds,
+    merge_overlapping,
+    union_box,
+    whole_size,
+)
 from .crops import (
     PersonCrop,
     clipped,
@@ -369,17 +379,21 @@ class Anonymizer:
                 or_into(covered, *regions_by_person[crop.index])
             for face in merge_overlapping(prepared.detections.faces):
                 # A face (nearly) inside a replaced body only gets its own uncovered pixels
-                # (fail safe, no halo around a generated head); any other face gets its box grown
-                # by the margin, less what is already replaced.
+                # (fail safe, no halo around a generated head); any other face gets the whole
+                # head (its box grown by the margin, boxes.head_box), less what is already replaced.
                 tight = face.box.clip(height, width)
                 if tight.is_empty():
                     continue
                 inside = covered[tight.y0 : tight.y1, tight.x0 : tight.x1].mean()
-                grown = tight if inside >= 0.9 else grow_box(tight, self.options.face_margin, height, width)
+                head = head_box(tight, self.options.face_margin)
+                grown = tight if inside >= 0.9 else head.clip(height, width)
                 region = ~covered[grown.y0 : grown.y1, grown.x0 : grown.x1]
                 if not region.any():
                     continue
-                region_crops.append(prepare_region_crop(image, region, grown, index=-1 - len(face_regions)))
+                subject = whole_size(head, HEAD_ASPECT)
+                region_crops.append(
+                    prepare_region_crop(image, region, grown, index=-1 - len(face_regions), subject=subject)
+                )
                 face_regions.append(Detection(grown, face.score, label="face"))
             if region_crops:
                 out = self.paste_regions(out, replaced, region_crops)
@@ -441,9 +455,11 @@ class Anonymizer:
                 break
             crops = []
             for face in left:
-                grown = grow_box(face.box.clip(height, width), max(self.options.face_margin, 0.2), height, width)
+                head = head_box(face.box.clip(height, width), max(self.options.face_margin, 0.2))
+                grown = head.clip(height, width)
                 region = np.ones((grown.height, grown.width), dtype=bool)
-                crops.append(prepare_region_crop(out, region, grown, index=-1 - len(face_regions)))
+                subject = whole_size(head, HEAD_ASPECT)
+                crops.append(prepare_region_crop(out, region, grown, index=-1 - len(face_regions), subject=subject))
                 face_regions.append(Detection(grown, face.score, label="face"))
             out = self.paste_regions(out, replaced, crops)
             refound += len(left)
@@ -459,7 +475,7 @@ class Anonymizer:
         region = dilate(padded, radius).numpy()
         inside = box.clip(height, width)
         region = region[inside.y0 - box.y0 : inside.y1 - box.y0, inside.x0 - box.x0 : inside.x1 - box.x0]
-        return prepare_region_crop(image, region, inside, index=index)
+        return prepare_region_crop(image, region, inside, index=index, subject=whole_size(box, PERSON_ASPECT))
 
     def latents(self, latent_size: int, keys: list[int | None]) -> torch.Tensor | None:
         """``[N, latent_size]`` latents: seeded by key where given, else drawn from the run's generator."""

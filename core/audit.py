@@ -6,12 +6,14 @@ For each pair (original, anonymized) of images of the same size:
   a tolerance for JPEG/WebP, whose re-encoding changes every pixel a little), closed so
   that pixelated blocks count whole;
 * every face the face detectors find in the original is checked: the fraction of its
-  box that was replaced, and whether the detectors still find a face there in the
-  anonymized image;
+  head that was replaced (the face box grown to hair, forehead and ears as the pipeline's
+  face regions are, :func:`~sganon.core.boxes.head_box`: a person recognizes a head, and
+  detectors box only the eyes-to-mouth area), and whether the detectors still find a face
+  there in the anonymized image;
 * faces the detectors find in the anonymized image outside replaced pixels are faces
   left too (:func:`find_faces_left`, also usable as a verification pass in the pipeline).
 
-A face is *left* when less than ``min_replaced`` of its box was replaced. The result is a
+A face is *left* when less than ``min_replaced`` of its head was replaced. The result is a
 self-contained HTML report (thumbnails inline as base64, no external assets) and a JSON
 summary (:func:`write_report`).
 """
@@ -29,14 +31,16 @@ from typing import Any, Sequence
 import numpy as np
 
 from .atomic import atomic_output
-from .boxes import box_iou
+from .boxes import box_iou, head_box
 from .errors import InputError
 from .interfaces import Detector
 from .images import image_extensions, read_image
 from .structures import Box, Detection
 
-#: Default fraction of a face box that must be replaced for the face to count as anonymized.
+#: Default fraction of a face's head that must be replaced for the face to count as anonymized.
 MIN_REPLACED = 0.7
+#: The head judged for a face: its box grown as the pipeline's default face region is.
+HEAD_MARGIN = 0.2
 #: Per-channel difference above which a pixel counts as replaced, when the anonymized image
 #: is lossy (JPEG, WebP): absorbs re-encoding noise. Lossless outputs are compared exactly
 #: (any difference), so a pixelated dark, blurred or low-contrast face still counts as replaced.
@@ -134,7 +138,7 @@ class FaceCheck:
     Attributes:
         box: ``[x0, y0, x1, y1]`` in image pixels.
         score: Detector confidence.
-        replaced: Fraction of the box replaced.
+        replaced: Fraction of the head (the box grown to the head, see the module) replaced.
         still_detected: The detectors find a face there in the anonymized image.
         left: The face is not anonymized (``replaced < min_replaced``).
         where: ``"original"`` or ``"anonymized"`` (found only after anonymization).
@@ -248,7 +252,7 @@ def audit_images(
     after = detect_faces(detectors, anonymized)
     checks = []
     for face in detect_faces(detectors, original):
-        fraction = replaced_fraction(face.box, replaced)
+        fraction = replaced_fraction(head_box(face.box, HEAD_MARGIN), replaced)
         still = any(same_place(face.box, other.box) for other in after)
         checks.append(FaceCheck(face.box.to_list(), round(float(face.score), 4), round(fraction, 4), still, fraction < min_replaced))
     for face in after:  # found only after anonymization, outside replaced pixels

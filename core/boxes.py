@@ -17,6 +17,8 @@ Public API (stable):
 * :func:`expand_box` -- steps b-d: margin, aspect ratio, background share.
 * :func:`expand_person_box` -- all of §7.3 for one mask; ``None`` for persons too small.
 * :func:`grow_box`, :func:`union_box`, :func:`box_iou`, :func:`merge_overlapping`.
+* :func:`head_box` -- a face box grown to the whole head (the face path's region).
+* :func:`whole_size` -- a subject's size as it would be without the frame's edge (strength).
 
 >>> expand_axis(10, 20, 14, 100)
 (8, 22)
@@ -178,6 +180,39 @@ def grow_box(box: Box, fraction: float, image_height: int, image_width: int) -> 
     """``box`` grown by ``fraction`` of its size on each side, clipped to the image."""
     dx, dy = math.ceil(box.width * fraction), math.ceil(box.height * fraction)
     return Box(box.x0 - dx, box.y0 - dy, box.x1 + dx, box.y1 + dy).clip(image_height, image_width)
+
+
+#: A face box's growth upwards (forehead, hair) and downwards (chin), relative to its growth
+#: sideways (ears): face detectors box the eyes-to-mouth area, a person recognizes a head.
+HEAD_UP, HEAD_DOWN = 2.5, 0.5
+#: Typical width / height of a head box and of a person box (see :func:`whole_size`).
+HEAD_ASPECT = 0.8
+PERSON_ASPECT = 0.4
+
+
+def head_box(face: Box, margin: float) -> Box:
+    """The region that hides a face: its box grown to the whole head, by ``margin`` of its
+    width on each side, ``HEAD_UP x margin`` of its height upwards and ``HEAD_DOWN x margin``
+    downwards (not clipped; ``margin=0`` keeps the box).
+
+    >>> head_box(Box(100, 100, 140, 150), 0.2)
+    Box(x0=92, y0=75, x1=148, y1=155)
+    """
+    dx = math.ceil(face.width * margin)
+    up, down = math.ceil(face.height * margin * HEAD_UP), math.ceil(face.height * margin * HEAD_DOWN)
+    return Box(face.x0 - dx, face.y0 - up, face.x1 + dx, face.y1 + down)
+
+
+def whole_size(box: Box, aspect: float) -> tuple[int, int]:
+    """``(height, width)`` of a subject (head, person) whose visible box is ``box``, as it
+    would be without the frame's edge: a side cut short is restored from the other by the
+    subject's typical ``aspect`` (width / height), so a strength set from this size (blocks
+    of a pixelation, a blur's radius) does not shrink when the subject is cut.
+
+    >>> whole_size(Box(0, 0, 20, 100), PERSON_ASPECT)  # a standing person cut at the side
+    (100, 40)
+    """
+    return max(box.height, math.ceil(box.width / aspect)), max(box.width, math.ceil(box.height * aspect))
 
 
 def union_box(a: Box, b: Box | None) -> Box:

@@ -24,7 +24,15 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .boxes import PAPER_ASPECT, PAPER_MARGIN, PAPER_MIN_AREA, PAPER_MIN_BACKGROUND, expand_person_box
+from .boxes import (
+    PAPER_ASPECT,
+    PAPER_MARGIN,
+    PAPER_MIN_AREA,
+    PAPER_MIN_BACKGROUND,
+    PERSON_ASPECT,
+    expand_person_box,
+    whole_size,
+)
 from .errors import InputError
 from .structures import Box, Crop, CropBatch, Detection, SurfaceMap
 
@@ -47,6 +55,8 @@ class PersonCrop:
             dilated person, and every pixel of the detection's own mask), at source
             resolution, in the frame of ``crop.box``.
         index: Position of the detection this crop came from.
+        subject: ``(height, width)`` in crop pixels of the whole subject (see
+            :attr:`CropBatch.subjects`), or ``None``.
     """
 
     crop: Crop
@@ -58,6 +68,7 @@ class PersonCrop:
     person: np.ndarray
     region: np.ndarray
     index: int = 0
+    subject: tuple[float, float] | None = None
 
     def region_in_image(self, image_height: int, image_width: int) -> np.ndarray:
         """The replaced pixels as a bool ``[image_height, image_width]`` mask."""
@@ -216,6 +227,7 @@ def prepare_person_crop(
     border = (dilated & ~surface_pixels).float()[None]
     person_src = resize_mask_to(surface_pixels, (box.height, box.width))
     region_src = resize_mask_to(dilated, (box.height, box.width))
+    whole_height, whole_width = whole_size(detection.box, PERSON_ASPECT)
     return PersonCrop(
         crop=Crop(box, size),
         image=crop_image(image, box, size),
@@ -228,11 +240,17 @@ def prepare_person_crop(
         # the generator's resolution lost.
         region=region_src | person_src | person_box if fail_safe else region_src,
         index=index,
+        subject=(whole_height * size[0] / box.height, whole_width * size[1] / box.width),
     )
 
 
 def prepare_region_crop(
-    image: np.ndarray, region: np.ndarray, box: Box, context: float = 0.5, index: int = 0
+    image: np.ndarray,
+    region: np.ndarray,
+    box: Box,
+    context: float = 0.5,
+    index: int = 0,
+    subject: tuple[int, int] | None = None,
 ) -> PersonCrop:
     """A crop at native size that replaces exactly ``region`` (faces, small persons).
 
@@ -243,6 +261,8 @@ def prepare_region_crop(
         context: The crop shows ``box`` grown by this fraction of its size on each side,
             so baselines see the surroundings (the surroundings are never changed).
         index: Stored in the result.
+        subject: ``(height, width)`` of the whole head or person the region hides (see
+            :func:`~sganon.core.boxes.whole_size`), or ``None``.
     """
     grow_x, grow_y = math.ceil(box.width * context), math.ceil(box.height * context)
     height, width = image.shape[:2]
@@ -261,6 +281,7 @@ def prepare_region_crop(
         person=np.zeros_like(region_outer),
         region=region_outer,
         index=index,
+        subject=subject,
     )
 
 
@@ -285,6 +306,7 @@ def collate(crops: list[PersonCrop]) -> CropBatch:
         embedding=torch.stack([crop.embedding for crop in crops]),
         vertices=vertices,
         crops=[crop.crop for crop in crops],
+        subjects=[crop.subject for crop in crops] if all(crop.subject is not None for crop in crops) else None,
     )
 
 

@@ -57,7 +57,9 @@ class PipelineOptions:
         seed: Seed of latents and random fills (same seed, same output).
         feather: Soft-edge width in pixels at paste-back (0: hard edge).
         detect_max_side: Images larger than this are detected on a downscaled copy.
-        face_margin: Face regions are the face box grown by this fraction on each side.
+        face_margin: Face regions are the whole head: the face box grown by this fraction of its
+            width on each side, 2.5x as much of its height upwards, half as much downwards
+            (``boxes.head_box``; 0 keeps the boxes, e.g. regions re-used from a detections file).
         device: Torch device of every component (``"cpu"``, ``"cuda"``, ``"cuda:1"``).
         paste_order: ``"area"`` (largest person first, so the nearer person stays whole) or
             ``"detection"`` (the detector's order, as the paper's anonymizer).

@@ -305,6 +305,10 @@ class CropBatch:
         border: ``[N, 1, H, W]`` float, ring around the person: unknown, without surface.
         embedding: ``[N, E, H, W]`` float surface map (zeros outside the person), E may be 0.
         vertices: ``[N, H, W]`` int64 mesh-vertex ids (0 outside the person), or ``None``.
+        crops: Where each crop sits in the source image.
+        subjects: ``(height, width)`` in crop pixels of each crop's whole subject (the person
+            or head as it would be without the frame's edge), for generators whose strength
+            follows the subject's size (baselines); ``None``: the region to replace gives it.
     """
 
     image: Any
@@ -313,6 +317,7 @@ class CropBatch:
     embedding: Any
     vertices: Any = None
     crops: list[Crop] = field(default_factory=list)
+    subjects: list[tuple[float, float]] | None = None
 
     @property
     def condition(self) -> Any:

@@ -2,7 +2,7 @@
 
 Written before the restructuring of core/ (issue 9) to prove that it changed no behaviour.
 When a change is *meant* to alter outputs (a better detector, say), re-record with
-``python tests/test_golden.py --record`` and say why in the commit message.
+``python -m tests.test_golden --record`` and say why in the commit message.
 """
 
 from __future__ import annotations

@@ -27,8 +27,10 @@ class RunSettings:
         detect_every: Videos: run the detectors every N frames (tracks carry in between).
         frame_batch: Videos: frames that go through the detectors together, and whose crops
             go through the generator together (a GPU wants 8-16; 1 on CPUs).
-        lookback: Videos: frames a newly seen person / a face is also applied to, backwards.
-        max_gap: Videos: frames a lost track is still anonymized.
+        lookahead: Videos: frames held back before they are anonymized, so persons and faces
+            found in later frames are applied to them too (core/tracking.py).
+        max_gap: Videos: a track is applied up to this many detection frames away from
+            where it was seen (interpolated between sightings, carried beyond them).
         max_pixels: Largest image / video frame (width x height) read; larger ones fail.
         overlap: Videos: decode and encode on threads of their own, beside anonymization
             (same output; ``False`` runs every stage in turn on one thread).
@@ -42,7 +44,7 @@ class RunSettings:
     end: float | None = None
     detect_every: int = 1
     frame_batch: int = 1
-    lookback: int = 2
+    lookahead: int = 5
     max_gap: int = 5
     max_pixels: int = 100_000_000
     overlap: bool = True

@@ -19,7 +19,7 @@ from ..errors import InputError
 from ..jobs import Job, output_name, path_inside
 from ..atomic import atomic_output
 from ..video import MP4_INSTEAD, VideoTranscoder
-from ..tracking import FrameWindow, PendingFrame, PersonTracker
+from ..tracking import PendingFrame, Timeline
 from .settings import Progress, RunResult, RunSettings
 from .stages import Stopped, StageThreads
 
@@ -94,8 +94,8 @@ class VideoRunner:
         settings = self.settings
         reuse = settings.reuse
         recorded = reuse.frames_of(job.name) if reuse is not None else []
-        tracker = PersonTracker(max_gap=settings.max_gap)
-        window = FrameWindow(settings.lookback, face_carry=max(2, settings.detect_every))
+        # Gaps are counted in frames: with --detect-every N a track spans N frames per detection.
+        timeline = Timeline(settings.lookahead, max_gap=settings.max_gap * settings.detect_every)
         ready: list[PendingFrame] = []  # tracked frames waiting for a full batch
 
         def emit(frames_ready: list[PendingFrame], final: bool = False) -> None:
@@ -136,11 +136,10 @@ class VideoRunner:
                     found: Detections | None = reuse.lookup(job.name, index, height, width)
                 else:
                     found = detected.get(i)
-                tracked = tracker.update(None if found is None else found.persons)
                 payload = FramePayload(index, rgb, scanned=reuse is None and found is not None)
-                emit(window.push(payload, tracked, tracker.born, [] if found is None else found.faces))
+                emit(timeline.push(payload, height, width, found))
             count += len(chunk)
-        emit(window.drain(), final=True)
+        emit(timeline.drain(), final=True)
         if reuse is not None and settings.end is None and recorded[-1] > last:
             raise InputError(
                 f"the detections file has frames of {job.name!r} up to {recorded[-1]}, but the video ends at "

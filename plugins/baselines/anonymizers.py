@@ -20,6 +20,16 @@ def region_of(batch: CropBatch) -> torch.Tensor:
     return batch.mask < 0.5
 
 
+def subject_size(batch: CropBatch, index: int, bounds: tuple[int, int, int, int]) -> tuple[float, float]:
+    """``(height, width)`` that sets the strength for crop ``index``: its whole subject (the
+    person or head as it would be without the frame's edge) when the batch gives it, else the
+    bounds ``(y0, y1, x0, x1)`` of the region to replace."""
+    if batch.subjects is not None:
+        return batch.subjects[index]
+    y0, y1, x0, x1 = bounds
+    return y1 - y0, x1 - x0
+
+
 def region_bounds(region: torch.Tensor) -> tuple[int, int, int, int] | None:
     """``(y0, y1, x0, x1)`` half-open bounds of a 2-D bool region, or ``None`` if empty."""
     rows = torch.nonzero(region.any(dim=1)).flatten()
@@ -98,8 +108,9 @@ class GaussianBlur(BaselineAnonymizer):
     """Gaussian blur of the person.
 
     Args:
-        sigma_fraction: Blur sigma as a fraction of the region's longer side (per crop),
-            so far and near people are blurred alike.
+        sigma_fraction: Blur sigma as a fraction of the subject's longer side (per crop: the
+            whole person or head, also when the frame's edge cuts it), so far and near people
+            are blurred alike.
         min_sigma: Lower bound on sigma in pixels.
     """
 
@@ -119,8 +130,7 @@ class GaussianBlur(BaselineAnonymizer):
             bounds = region_bounds(region[i, 0])
             if bounds is None:
                 continue
-            y0, y1, x0, x1 = bounds
-            sigma = max(self.min_sigma, self.sigma_fraction * max(y1 - y0, x1 - x0))
+            sigma = max(self.min_sigma, self.sigma_fraction * max(subject_size(batch, i, bounds)))
             kernel = gaussian_kernel(sigma).to(out.device, out.dtype)
             radius = kernel.numel() // 2
             image = batch.image[i : i + 1]
@@ -136,7 +146,8 @@ class GaussianBlur(BaselineAnonymizer):
 
 @MODELS.register_module()
 class Pixelate(BaselineAnonymizer):
-    """Pixelation: square blocks, ``blocks`` of them across the person's width.
+    """Pixelation: square blocks, ``blocks`` of them across the person's width (the whole
+    person's or head's, also when the frame's edge cuts it).
 
     Each block takes the mean colour of the region pixels it covers; the block grid starts
     at the region's top-left corner.
@@ -161,7 +172,7 @@ class Pixelate(BaselineAnonymizer):
             if bounds is None:
                 continue
             y0, y1, x0, x1 = bounds
-            block = max(1, math.ceil((x1 - x0) / self.blocks))
+            block = max(1, math.ceil(subject_size(batch, i, bounds)[1] / self.blocks))
             height = math.ceil((y1 - y0) / block) * block
             width = math.ceil((x1 - x0) / block) * block
             weight = region[i : i + 1, :, y0:y1, x0:x1].to(out.dtype)
