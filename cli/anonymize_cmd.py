@@ -219,14 +219,15 @@ def anonymize(
     the output says which generator was used. Inputs that fail are named and produce no
     output; the exit code is then 1. Every input is recorded in OUTPUT/manifest.jsonl.
     """
-    from sganon.core.detections import DetectionFile, check_writable, write_detections
+    from sganon.core.detections import DetectionFile, write_detections
     from sganon.core.errors import ConfigError
-    from sganon.core.jobs import check_output_names, check_paths, collect_jobs
+    from sganon.core.jobs import collect_jobs
     from sganon.core.anonymizer import Anonymizer
     from sganon.core.assembly import assemble_spec
     from sganon.core.engines import describe_run
     from sganon.core.spec import OptionFlags, PartChoice, resolve_spec
     from sganon.core.manifest import plan_run, settings_fingerprint
+    from sganon.core.output_plan import plan_outputs
     from sganon.core.runners import FileAnonymizer, RunSettings
     from tqdm import tqdm
 
@@ -252,13 +253,9 @@ def anonymize(
         click.echo(f"skipped {path}: {reason}", err=True)
     if not jobs:
         raise ConfigError("no images or videos found in the inputs")
-    # Before anything is written: outputs stay apart from the inputs, the export file is writable.
-    check_output_names(jobs, ext)
-    check_paths(jobs, output, [*inputs, *([coco_images] if coco_images else [])], export_detections)
-    if export_detections and detections_file and export_detections.resolve() == detections_file.resolve():
-        raise ConfigError("--export-detections would overwrite the --detections file; choose another file")
-    if export_detections is not None:
-        check_writable(export_detections)
+    # Every path the run writes, checked before anything is written (core/output_plan.py).
+    plan_outputs(jobs, output, [*inputs, *([coco_images] if coco_images else [])], ext, visualize,
+                 export_detections, detections_file, resume, overwrite)
     reuse = DetectionFile.read(detections_file) if detections_file else None
     # The options typed on the command line count as given (even at their default value): they
     # win over a config's and a preset's; the spec decides the rest.
@@ -294,7 +291,7 @@ def anonymize(
     if spec.notice:
         click.echo(f"Note: {spec.notice}", err=True)
     fingerprint = settings_fingerprint(describe_run(spec, settings, detections_file))
-    plan = plan_run(jobs, output, ext, visualize, resume, overwrite, fingerprint)
+    plan = plan_run(jobs, output, resume, fingerprint)
     for path in plan.removed:
         click.echo(f"removed {path}: a temporary file left by an interrupted run", err=True)
     if plan.carried:
@@ -327,11 +324,7 @@ def anonymize(
             on_job=lambda job: files_bar.update(1), frame_progress=frame_progress, skipped=skipped,
         )
 
-    restore = stop_on_signals()
-    try:
-        result = run_engine()
-    finally:
-        restore()
+    result = run_engine()  # SIGINT, SIGTERM: recorded as interrupted, exit 130/143 (cli/main.py)
     for bar in bars:
         bar.close()
     files_bar.close()
@@ -355,22 +348,6 @@ def anonymize(
             )
         click.echo(f"{len(result.failed)} input(s) failed; no output was written for them", err=True)
         sys.exit(1)
-
-
-def stop_on_signals():
-    """SIGTERM ends the run like Ctrl-C (SIGINT): the current temporary file is removed on the
-    way out (atomic_output), so no partial output is left. Returns what restores the handler."""
-    import signal
-    import threading
-
-    if threading.current_thread() is not threading.main_thread():
-        return lambda: None
-
-    def interrupt(signum, frame):
-        raise KeyboardInterrupt(f"signal {signum}")
-
-    previous = signal.signal(signal.SIGTERM, interrupt)
-    return lambda: signal.signal(signal.SIGTERM, previous)
 
 
 COMMANDS = [anonymize]

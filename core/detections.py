@@ -88,6 +88,20 @@ class Detections:
         return cls(persons, faces)
 
 
+def downscaled(image: np.ndarray, max_side: int) -> tuple[np.ndarray, float]:
+    """``image`` (uint8 RGB) downscaled to at most ``max_side`` pixels on its longest side
+    (or itself), and the scale factor (detections found on it map back with :func:`scale_detection`)."""
+    height, width = image.shape[:2]
+    factor = min(1.0, max_side / max(height, width))
+    if factor >= 1.0:
+        return image, 1.0
+    from PIL import Image
+
+    size = (max(1, round(width * factor)), max(1, round(height * factor)))
+    small = np.asarray(Image.fromarray(image).resize(size, Image.Resampling.BILINEAR, reducing_gap=3.0))
+    return small, small.shape[1] / width
+
+
 def scale_detection(detection: Detection, factor: float, image_height: int, image_width: int) -> Detection:
     """A detection found on an image scaled by ``factor``, mapped back to the full image."""
     box = detection.box
@@ -224,18 +238,3 @@ def write_detections(path: Path, entries: list[ExportedDetections] | list[dict[s
             temporary.write_text(json.dumps({"images": images}), encoding="utf-8")
     except OSError as error:
         raise InputError(f"{path}: cannot write the detections file: {error}") from error
-
-
-def check_writable(path: Path) -> None:
-    """Raise :class:`InputError` unless a file can be created at ``path`` (checked before a run,
-    so an unwritable ``--export-detections`` does not fail after all the work)."""
-    import os
-
-    path = Path(path)
-    if path.is_dir():
-        raise InputError(f"{path}: is a folder; --export-detections needs a file name")
-    folder = path.parent
-    while not folder.exists() and folder != folder.parent:
-        folder = folder.parent
-    if not folder.is_dir() or not os.access(folder, os.W_OK | os.X_OK):
-        raise InputError(f"{path}: cannot write there ({folder} is not a writable folder)")

@@ -4,18 +4,21 @@ Each line records what one input became::
 
     {"input": "in/a.jpg", "name": "a.jpg", "size": 1234, "sha256": HEX, "settings": HEX,
      "output": "a.jpg", "output_sha256": HEX, "outputs": {"a.jpg": HEX, ...},
-     "status": "done" | "failed", "error": "" | WHY}
+     "status": "done" | "failed" | "interrupted", "error": "" | WHY}
 
 ``settings`` fingerprints what decides the outputs (pipeline, options, output settings);
 ``output`` is the input's main output (relative to the output folder), ``outputs`` every
-file written for it (COCO images, visualizations). A run lists every input exactly once.
+file written for it (COCO images, visualizations). A run lists every input exactly once;
+``interrupted`` marks the input a signal stopped (nothing was written for it) and those
+after it (:mod:`sganon.core.interrupt`).
 
 Before any work (:func:`plan_run`): temporary files a killed run left are removed;
 with ``resume``, inputs whose record says done, whose input is unchanged (size and sha256)
 and whose outputs are all present with the recorded sha256 are skipped (their records are
-carried over); any other input whose output already exists is refused unless ``overwrite``
-(or, with ``resume``, the old manifest records that output as this input's: a changed input
-or other settings then replace it).
+carried over). Whether outputs that exist may be replaced is decided before that, with
+every other path of the run, by :func:`sganon.core.output_plan.plan_outputs` (unless
+``overwrite``, only outputs the old manifest records as that input's, with ``resume``: a
+changed input or other settings then replace them).
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ from .jobs import Job, confined_name, job_output_name, output_name
 MANIFEST_NAME = "manifest.jsonl"
 DONE = "done"
 FAILED = "failed"
+INTERRUPTED = "interrupted"
 
 
 def file_sha256(path: Path) -> str:
@@ -193,19 +197,16 @@ class RunPlan:
 def plan_run(
     jobs: list[Job],
     output: Path,
-    extension: str | None,
-    visualize: bool,
     resume: bool,
-    overwrite: bool,
     settings: str = "",
 ) -> RunPlan:
-    """Decide, before any work, which jobs run (module docstring); raises :class:`InputError`
-    naming the outputs that exist when neither ``resume`` covers them nor ``overwrite`` is given.
-    ``settings``: :func:`settings_fingerprint` of the run (recorded; resumed inputs must match)."""
+    """Decide, before any work, which jobs run (module docstring). Whether the run may write
+    its outputs (existing files, ``--overwrite``) was decided before, by
+    :func:`sganon.core.output_plan.plan_outputs`. ``settings``: :func:`settings_fingerprint`
+    of the run (recorded; resumed inputs must match)."""
     output = Path(output)
     plan = RunPlan(removed=remove_temporaries(output))
     previous = read_manifest(output / MANIFEST_NAME) if resume else {}
-    existing = []
     for job in jobs:
         facts = input_facts(job, settings)
         if resume and is_complete(previous.get(job.name), facts, output):
@@ -216,20 +217,6 @@ def plan_run(
             continue
         plan.todo.append(job)
         plan.facts[job.name] = facts
-        if not overwrite:
-            # With resume, outputs the manifest records for this input are sganon's to replace.
-            ours = set((previous.get(job.name) or {}).get("outputs") or {})
-            existing += [
-                name
-                for name in expected_outputs(job, extension, visualize)
-                if (output / name).exists() and name not in ours
-            ]
-    if existing:
-        shown = ", ".join(existing[:5]) + (f" and {len(existing) - 5} more" if len(existing) > 5 else "")
-        raise InputError(
-            f"{len(existing)} output(s) already exist in {output}: {shown}. Nothing was written. Use --resume to "
-            "skip the inputs a previous run completed, or --overwrite to replace the outputs"
-        )
     return plan
 
 

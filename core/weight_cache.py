@@ -25,15 +25,14 @@ from .checkpoints import load_checkpoint_component, save_checkpoint
 from .components import component_class
 from .errors import WeightsError
 from .presets import Preset, all_presets, get_preset
+from .third_party import HOME_ENV, sganon_cache
 
-HOME_ENV = "SGANON_HOME"
 CHUNK = 1 << 20
 
 
 def sganon_home() -> Path:
     """The cache root: ``$SGANON_HOME`` or ``~/.cache/sganon``."""
-    value = os.environ.get(HOME_ENV)
-    return Path(value).expanduser() if value else Path.home() / ".cache" / "sganon"
+    return sganon_cache()
 
 
 def weights_dir() -> Path:

@@ -163,18 +163,15 @@ def test_resume_skips_complete_inputs_and_redoes_the_rest(tmp_path) -> None:
 
 
 def test_sigterm_removes_the_temporary_file(tmp_path) -> None:
-    from sganon.cli.anonymize_cmd import stop_on_signals
     from sganon.core.atomic import atomic_output
+    from sganon.core.interrupt import Interrupted, signals_interrupt
 
-    restore = stop_on_signals()
-    try:
-        with pytest.raises(KeyboardInterrupt):
+    with signals_interrupt():
+        with pytest.raises(Interrupted) as raised:
             with atomic_output(tmp_path / "a.png") as temporary:
                 temporary.write_bytes(b"half an image")
                 os.kill(os.getpid(), signal.SIGTERM)
-    finally:
-        restore()
-    assert list(tmp_path.iterdir()) == []
+    assert raised.value.exit_code == 143 and list(tmp_path.iterdir()) == []
 
 
 def test_ray_engine_without_ray_names_the_extra(tmp_path, monkeypatch) -> None:

@@ -6,8 +6,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Callable
 
+from ..interrupt import as_interruption
 from ..jobs import Job, job_output_name
-from ..manifest import DONE, FAILED, InputFacts, ManifestRecord, ManifestWriter, RunPlan, outputs_record
+from ..manifest import DONE, FAILED, INTERRUPTED, InputFacts, ManifestRecord, ManifestWriter, RunPlan, outputs_record
 from ..runners import FileAnonymizer, RunResult, run_jobs
 from ..runners.settings import Progress
 
@@ -45,7 +46,15 @@ def run_local(
             manifest.add(job_record(runner, job, plan.facts[job.name], result))
             recorded.add(job.name)
 
-        result = run_jobs(runner, plan.todo, continue_on_error, on_job, frame_progress, skipped, on_result=record)
+        try:
+            result = run_jobs(runner, plan.todo, continue_on_error, on_job, frame_progress, skipped, on_result=record)
+        except KeyboardInterrupt as error:  # SIGINT, SIGTERM: nothing was written for the current input
+            why = str(as_interruption(error))
+            left = [job for job in plan.todo if job.name not in recorded]
+            for number, job in enumerate(left):
+                reason = f"{why} before it was finished" if number == 0 else f"not processed: the run was {why}"
+                manifest.add(ManifestRecord(plan.facts[job.name], INTERRUPTED, error=reason))
+            raise
         for rest in plan.todo:
             if rest.name not in recorded:
                 manifest.add(ManifestRecord(plan.facts[rest.name], FAILED, error=NOT_RUN))

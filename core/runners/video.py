@@ -73,6 +73,9 @@ class VideoRunner:
                     write = stages.consume(video.write)  # encoder thread
                     self.anonymize_frames(job, frames, write, result, progress)
                     stages.finish()
+                except KeyboardInterrupt:  # SIGINT, SIGTERM: stop the stages, report the interruption
+                    stages.abort(raise_error=False)
+                    raise
                 except BaseException as error:
                     stages.abort()  # raises the failing stage's error, if that caused the stop
                     if isinstance(error, Stopped):  # cannot happen without a stage error; never pass silently

@@ -23,7 +23,7 @@ import hashlib
 import math
 import threading
 from collections import OrderedDict
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from typing import Any, Callable, ClassVar
 
@@ -155,9 +155,12 @@ class FaceFinder:
 
     def __init__(self, settings: FaceSettings = FaceSettings()) -> None:
         self.settings = settings
-        self.models = MediaPipeModels(min_face_score=settings.min_score)
-        # One onnxruntime thread: CenterFace runs beside MediaPipe (one core each).
+        self.models = MediaPipeModels(min_face_score=settings.min_score, start=("faces",))
+        # One onnxruntime thread: CenterFace runs beside MediaPipe (one core each). Its session is
+        # made here, in the thread that builds the pipeline, not in the worker that runs it.
         self.centerface = CenterFace(threads=1) if settings.use_centerface else None
+        if self.centerface is not None:
+            self.centerface.session()
         # Results of recent images, each served once more (the person detector and the face
         # detector ask for the same images, also in batches of video frames).
         self._recent: OrderedDict[bytes, list[ScoredBox]] = OrderedDict()
@@ -210,8 +213,8 @@ class FaceFinder:
                 if self.settings.rotations:
                     found += self.mediapipe(image, 1) + self.mediapipe(image, 3)
             finally:
-                found_by_centerface = centerface.result()  # also waits when MediaPipe failed
-            merged = non_maximum_suppression(found_by_centerface + found, 0.3)
+                wait([centerface])  # also when MediaPipe failed or the run was interrupted
+            merged = non_maximum_suppression(centerface.result() + found, 0.3)
             if keep_for_repeat:
                 self._recent[key] = merged
                 while len(self._recent) > RECENT_RESULTS:
@@ -288,7 +291,7 @@ class OfflinePersonDetector(Detector):
         seed_from_faces: bool = True,
         duplicate_iou: float = 0.5,
     ) -> None:
-        self.models = MediaPipeModels(min_pose_score=min_score)
+        self.models = MediaPipeModels(min_pose_score=min_score, start=("poses", "pose"))
         self.mask_threshold = mask_threshold
         self.min_tile_side = min_tile_side
         self.max_tiles_per_side = max_tiles_per_side
@@ -296,7 +299,8 @@ class OfflinePersonDetector(Detector):
         self.seed_from_faces = seed_from_faces
         self.duplicate_iou = duplicate_iou
         self.faces = face_finder() if seed_from_faces else None
-        self.worker_models = MediaPipeModels(min_pose_score=min_score)  # the proposal worker's graphs
+        # The proposal worker's graphs (started here: not in the worker thread).
+        self.worker_models = MediaPipeModels(min_pose_score=min_score, start=("poses",))
         self._workers: ThreadPoolExecutor | None = None
 
     def body_proposals(
@@ -325,11 +329,13 @@ class OfflinePersonDetector(Detector):
         scales = tile_scales(height, width, self.min_tile_side, self.max_tiles_per_side)
         finest = self._workers.submit(self.body_proposals, image, scales[-1], self.worker_models)
         faces_found = self._workers.submit(self.faces.find, image, True) if self.faces is not None else None
+        workers = [finest] + ([faces_found] if faces_found is not None else [])
         try:
-            proposals = [box for per_side in scales[:-1] for box in self.body_proposals(image, per_side)]
-        finally:  # wait for the workers also after an error
-            proposals += finest.result()
-            faces = faces_found.result() if faces_found is not None else None
+            coarse = [box for per_side in scales[:-1] for box in self.body_proposals(image, per_side)]
+        finally:  # wait for the workers also after an error or an interruption, without raising here
+            wait(workers)
+        proposals = coarse + finest.result()
+        faces = faces_found.result() if faces_found is not None else None
         persons, covered = self.persons_from_proposals(image, proposals)
         if faces is not None:
             for face, score in faces:

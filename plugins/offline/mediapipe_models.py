@@ -15,6 +15,10 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
+import sys
+import tempfile
+import threading
 from dataclasses import dataclass
 from typing import Any, Iterator
 
@@ -23,28 +27,53 @@ from sganon.core.errors import PluginError
 from sganon.core.structures import Box
 
 
+#: What MediaPipe and TensorFlow Lite print to fd 2 while their graphs start (native code,
+#: outside Python's logging; no environment variable of this wheel silences them).
+START_UP_LINES = re.compile(
+    r"^(INFO: Created TensorFlow Lite|WARNING: All log messages before absl::InitializeLog"
+    r"|[IW]\d{4} [\d:.]+ +\d+ \w+\.cc:\d+\])"
+)
+
+
 @contextlib.contextmanager
-def quiet_stderr() -> Iterator[None]:
-    """Silence the TensorFlow Lite / glog start-up lines MediaPipe prints to fd 2."""
-    try:
-        saved = os.dup(2)
-    except OSError:  # no usable fd 2 (e.g. some embedded interpreters)
+def start_up_lines_hidden() -> Iterator[None]:
+    """Hide the native start-up lines of the graphs started in this block.
+
+    Only in the main thread, once per graph set, while the pipeline is built (no stage
+    thread runs yet): fd 2 is pointed at an anonymous file for the block, and whatever was
+    written there that is not a known start-up line is written back to fd 2 afterwards, so
+    no message is lost. In any other thread nothing is changed (the lines then show):
+    swapping a process-wide file descriptor from worker threads lost other messages.
+    """
+    if threading.current_thread() is not threading.main_thread():
         yield
         return
     try:
-        with open(os.devnull, "w") as devnull:
-            os.dup2(devnull.fileno(), 2)
-            yield
+        saved = os.dup(2)
+    except OSError:  # no usable fd 2 (some embedded interpreters)
+        yield
+        return
+    sys.stderr.flush()
+    try:
+        with tempfile.TemporaryFile() as sink:
+            os.dup2(sink.fileno(), 2)
+            try:
+                yield
+            finally:
+                sys.stderr.flush()
+                os.dup2(saved, 2)
+                sink.seek(0)
+                text = sink.read().decode("utf-8", errors="replace")
+                others = "".join(line for line in text.splitlines(keepends=True) if not START_UP_LINES.match(line))
+                if others:  # not ours to drop: somebody else's message, written back where it was going
+                    os.write(2, others.encode("utf-8"))
     finally:
-        os.dup2(saved, 2)
         os.close(saved)
 
 
 def import_mediapipe() -> Any:
-    os.environ.setdefault("GLOG_minloglevel", "2")
     try:
-        with quiet_stderr():
-            import mediapipe
+        import mediapipe
     except ImportError as error:  # pragma: no cover - mediapipe is a dependency
         raise PluginError(
             "the offline detector needs mediapipe==0.10.21 (a dependency of sganon); reinstall with "
@@ -88,14 +117,27 @@ class PoseResult:
 
 
 class MediaPipeModels:
-    """Lazily built MediaPipe graphs (one set per detector instance; not thread-safe)."""
+    """MediaPipe graphs (one set per detector instance; not thread-safe).
 
-    def __init__(self, min_pose_score: float = 0.5, min_face_score: float = 0.5) -> None:
+    Args:
+        min_pose_score: Minimum BlazePose detector confidence of a proposal.
+        min_face_score: Minimum face detector confidence.
+        start: The graphs to start now (``"poses"``, ``"pose"``, ``"faces"``), so their
+            start-up lines are hidden once, here (:func:`start_up_lines_hidden`); the others
+            start on first use.
+    """
+
+    def __init__(self, min_pose_score: float = 0.5, min_face_score: float = 0.5, start: tuple[str, ...] = ()) -> None:
         self.min_pose_score = min_pose_score
         self.min_face_score = min_face_score
         self._pose_detector: Any = None
         self._pose: Any = None
         self._faces: Any = None
+        if start:
+            with start_up_lines_hidden():
+                blank = np.zeros((64, 64, 3), np.uint8)  # one run each: graphs open their models on first input
+                for graph in start:
+                    {"poses": self.detect_poses, "pose": self.estimate_pose, "faces": self.detect_faces}[graph](blank)
 
     def pose_detector(self) -> Any:
         if self._pose_detector is None:
@@ -111,34 +153,30 @@ class MediaPipeModels:
                 calculator_pb2.CalculatorGraphConfig(),
             )
             del mp
-            with quiet_stderr():
-                self._pose_detector = SolutionBase(graph_config=config, outputs=["detections"])
+            self._pose_detector = SolutionBase(graph_config=config, outputs=["detections"])
         return self._pose_detector
 
     def pose(self) -> Any:
         if self._pose is None:
             mp = import_mediapipe()
-            with quiet_stderr():
-                self._pose = mp.solutions.pose.Pose(
-                    static_image_mode=True, model_complexity=1, enable_segmentation=True, min_detection_confidence=0.5
-                )
+            self._pose = mp.solutions.pose.Pose(
+                static_image_mode=True, model_complexity=1, enable_segmentation=True, min_detection_confidence=0.5
+            )
         return self._pose
 
     def faces(self) -> Any:
         if self._faces is None:
             mp = import_mediapipe()
-            with quiet_stderr():
-                self._faces = mp.solutions.face_detection.FaceDetection(
-                    model_selection=1, min_detection_confidence=self.min_face_score
-                )
+            self._faces = mp.solutions.face_detection.FaceDetection(
+                model_selection=1, min_detection_confidence=self.min_face_score
+            )
         return self._faces
 
     def detect_poses(self, image: np.ndarray) -> list[PoseProposal]:
         """Every BlazePose person proposal in ``image`` (uint8 RGB), in its pixels."""
         height, width = image.shape[:2]
         graph = self.pose_detector()
-        with quiet_stderr():
-            output = graph.process({"image": np.ascontiguousarray(image)})
+        output = graph.process({"image": np.ascontiguousarray(image)})
         proposals = []
         for detection in output.detections or []:
             score = float(detection.score[0]) if detection.score else 0.0
@@ -156,8 +194,7 @@ class MediaPipeModels:
         """Keypoints and segmentation of the most prominent person in ``image``, or ``None``."""
         height, width = image.shape[:2]
         graph = self.pose()
-        with quiet_stderr():
-            output = graph.process(np.ascontiguousarray(image))
+        output = graph.process(np.ascontiguousarray(image))
         if output.pose_landmarks is None:
             return None
         keypoints = np.array(
@@ -170,8 +207,7 @@ class MediaPipeModels:
         """Face boxes (image pixels, may pass the borders) and scores in ``image``."""
         height, width = image.shape[:2]
         graph = self.faces()
-        with quiet_stderr():
-            output = graph.process(np.ascontiguousarray(image))
+        output = graph.process(np.ascontiguousarray(image))
         found = []
         for detection in output.detections or []:
             score = float(detection.score[0]) if detection.score else 0.0
