@@ -175,7 +175,7 @@ def check_video(images: list, truth: list, folder: Path) -> dict:
     if result.failed:
         raise SystemExit(f"video failed: {result.failed}")
     height, width = SIZE
-    by_frame = {entry["frame"]: entry for entry in result.detections}
+    by_frame = {entry.frame: entry.to_json() for entry in result.detections}
     found = total = 0
     missed = []
     for index, boxes in enumerate(truth):

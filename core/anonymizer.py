@@ -229,8 +229,7 @@ class Anonymizer:
             for detector in (self.parts.detector, self.parts.face_detector):
                 if detector is None:
                     continue
-                batch = getattr(detector, "detect_batch", None)  # duck-typed detectors may lack it
-                per_image = batch(smalls) if batch is not None else [detector.detect(small) for small in smalls]
+                per_image = detector.detect_batch(smalls)
                 if len(per_image) != len(images):
                     raise AnonymizationError(f"the detector returned {len(per_image)} results for {len(images)} images")
                 for i, detections in enumerate(per_image):
@@ -352,7 +351,9 @@ class Anonymizer:
                     aspect=aspect,
                     min_area=min_area,
                     index=i,
-                    surface_at_crop=getattr(parts.embedder, "surface_at_crop", None),
+                    surface_at_crop=parts.embedder.surface_at_crop  # type: ignore[union-attr]
+                    if parts.embedder_caps is not None and parts.embedder_caps.crop_surface
+                    else None,
                 )
                 if crop is None:  # too small for the generator: anonymize its region anyway
                     prepared.region_crops.append(self.small_person_crop(image, person, i))

@@ -26,7 +26,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -48,16 +48,65 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def input_facts(job: Job, settings: str = "") -> dict[str, Any]:
-    """The manifest fields of a job's input: path, relative name, size and sha256, and the
-    fingerprint of the run's settings (an input done with other settings is not complete)."""
-    return {
-        "input": str(job.source),
-        "name": job.name,
-        "size": job.source.stat().st_size,
-        "sha256": file_sha256(job.source),
-        "settings": settings,
-    }
+@dataclass(frozen=True)
+class InputFacts:
+    """The manifest fields of a job's input.
+
+    Attributes:
+        input: The input's path as given.
+        name: Its name relative to its input root (unique in a run).
+        size: Its size in bytes.
+        sha256: Its content's sha256.
+        settings: The fingerprint of the run's settings (an input done with other settings is
+            not complete).
+    """
+
+    input: str
+    name: str
+    size: int
+    sha256: str
+    settings: str
+
+
+@dataclass(frozen=True)
+class ManifestRecord:
+    """One line of ``manifest.jsonl`` (module docstring): an input and what it became.
+
+    Attributes:
+        facts: The input.
+        status: ``"done"`` or ``"failed"``.
+        output: The main output, relative to the output folder ("" when none).
+        output_sha256: Its sha256 ("" when none).
+        outputs: ``{path relative to the output folder: sha256}`` of every file written for it.
+        error: Why it failed ("" when done).
+    """
+
+    facts: InputFacts
+    status: str
+    output: str = ""
+    output_sha256: str = ""
+    outputs: dict[str, str] = field(default_factory=dict)
+    error: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            **asdict(self.facts),
+            "output": self.output,
+            "output_sha256": self.output_sha256,
+            "outputs": self.outputs,
+            "status": self.status,
+            "error": self.error,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> "ManifestRecord":
+        facts = InputFacts(*(data[name] for name in InputFacts.__dataclass_fields__))
+        return cls(facts, data["status"], data["output"], data["output_sha256"], dict(data["outputs"]), data["error"])
+
+
+def input_facts(job: Job, settings: str = "") -> InputFacts:
+    """The facts of a job's input (see :class:`InputFacts`)."""
+    return InputFacts(str(job.source), job.name, job.source.stat().st_size, file_sha256(job.source), settings)
 
 
 def settings_fingerprint(description: dict[str, Any]) -> str:
@@ -111,11 +160,12 @@ def read_manifest(path: Path) -> dict[str, dict[str, Any]]:
     return records
 
 
-def is_complete(record: dict[str, Any] | None, facts: dict[str, Any], output: Path) -> bool:
-    """Whether a recorded input is done, unchanged, and its outputs are all there, unchanged."""
+def is_complete(record: dict[str, Any] | None, facts: InputFacts, output: Path) -> bool:
+    """Whether a recorded input (a line read back, unchecked) is done, unchanged, and its
+    outputs are all there, unchanged."""
     if not record or record.get("status") != DONE:
         return False
-    if any(record.get(key) != facts[key] for key in ("size", "sha256", "settings")):
+    if any(record.get(key) != getattr(facts, key) for key in ("size", "sha256", "settings")):
         return False
     outputs = record.get("outputs")
     if not isinstance(outputs, dict) or not outputs:
@@ -139,8 +189,8 @@ class RunPlan:
     """
 
     todo: list[Job] = field(default_factory=list)
-    facts: dict[str, dict[str, Any]] = field(default_factory=dict)
-    carried: list[dict[str, Any]] = field(default_factory=list)
+    facts: dict[str, InputFacts] = field(default_factory=dict)
+    carried: list[ManifestRecord] = field(default_factory=list)
     removed: list[Path] = field(default_factory=list)
 
 
@@ -160,7 +210,10 @@ def plan_run(
     for job in jobs:
         facts = input_facts(job, settings)
         if resume and is_complete(previous.get(job.name), facts, output):
-            plan.carried.append(previous[job.name])
+            done = previous[job.name]
+            plan.carried.append(
+                ManifestRecord(facts, DONE, str(done.get("output", "")), str(done.get("output_sha256", "")), done["outputs"])
+            )
             continue
         plan.todo.append(job)
         plan.facts[job.name] = facts
@@ -171,7 +224,7 @@ class ManifestWriter:
     """Writes ``manifest.jsonl`` anew: the carried records first, then one line per finished
     input, each flushed and fsynced (a killed run keeps every record it wrote)."""
 
-    def __init__(self, output: Path, carried: Iterable[dict[str, Any]] = ()) -> None:
+    def __init__(self, output: Path, carried: Iterable[ManifestRecord] = ()) -> None:
         output.mkdir(parents=True, exist_ok=True)
         self.path = output / MANIFEST_NAME
         self.handle = open(self.path, "w", encoding="utf-8")
@@ -179,11 +232,12 @@ class ManifestWriter:
         for record in carried:
             self.add(record)
 
-    def add(self, record: dict[str, Any]) -> None:
-        if record["name"] in self.names:  # every input is listed once
+    def add(self, record: ManifestRecord) -> None:
+        name = record.facts.name
+        if name in self.names:  # every input is listed once
             return
-        self.names.add(record["name"])
-        self.handle.write(json.dumps(record, sort_keys=True) + "\n")
+        self.names.add(name)
+        self.handle.write(json.dumps(record.to_json(), sort_keys=True) + "\n")
         self.handle.flush()
         os.fsync(self.handle.fileno())
 

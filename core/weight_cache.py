@@ -280,6 +280,11 @@ def load_preset_weights(name: str, device: str | torch.device = "cpu") -> Any:
 
 def load_preset(name: str, device: str | torch.device = "cpu") -> tuple[Any, dict[str, Any]]:
     """Like :func:`load_preset_weights`, also returning the component's constructor arguments."""
+    return load_checkpoint_component(check_installed(name), device)
+
+
+def check_installed(name: str) -> Path:
+    """The checkpoint of preset ``name``; :class:`WeightsError` saying how to get it when it is missing."""
     preset = weighted_preset(name)
     path = weights_path(name)
     if not path.is_file():
@@ -287,10 +292,11 @@ def load_preset(name: str, device: str | torch.device = "cpu") -> tuple[Any, dic
             f"the weights of {name!r} are not installed (looked for {path}); run `sganon weights pull {name}` "
             f"or, offline, `sganon weights import {name} FILE` with the file from {preset.weights.url}"
         )
-    return load_checkpoint_component(path, device)
+    return path
 
 
 __all__ = [
+    "check_installed",
     "download",
     "file_sha256",
     "import_weights",

@@ -167,13 +167,13 @@ def test_every_manifest_sganon_writes_is_recognized_also_when_cut_short(names, c
     """Whatever a run wrote, also when killed while appending, counts as sganon's manifest."""
     import tempfile
 
-    from sganon.core.manifest import ManifestWriter
+    from sganon.core.manifest import InputFacts, ManifestRecord, ManifestWriter
     from sganon.core.output_plan import is_sganon_manifest
 
     with tempfile.TemporaryDirectory() as folder:
         with ManifestWriter(Path(folder)) as writer:
             for name in names:
-                writer.add({"name": name, "status": "done", "error": ""})
+                writer.add(ManifestRecord(InputFacts(f"in/{name}", name, 1, "0" * 64, ""), "done"))
         path = Path(folder) / "manifest.jsonl"
         data = path.read_bytes()
         path.write_bytes(data[: int(len(data) * cut)])

@@ -10,7 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sganon.core.crops import dilate, dilation_radius, disk, paste_back, prepare_person_crop
 from sganon.core.errors import AnonymizationError, ConfigError, InputError, WeightsError
-from sganon.core.interfaces import Generator
+from sganon.core.interfaces import Detector, Generator
 from dataclasses import replace
 
 from sganon.core.anonymizer import Anonymizer
@@ -175,7 +175,7 @@ def test_detections_round_trip_through_json():
 def test_large_images_are_detected_on_a_downscaled_copy():
     seen = []
 
-    class RecordingDetector:
+    class RecordingDetector(Detector):
         labels = ("person",)
 
         def detect(self, image):
@@ -196,7 +196,7 @@ def test_large_images_are_detected_on_a_downscaled_copy():
 
 
 def test_a_failing_stage_raises_an_anonymization_error():
-    class BrokenDetector:
+    class BrokenDetector(Detector):
         labels = ("person",)
 
         def detect(self, image):
@@ -301,9 +301,11 @@ def test_the_realistic_path_wires_vsam_and_cse_together():
     vsam = component_class("generator", "vsam")
     generator = build_component("generator", "vsam", "tiny").eval()
     embedder = build_component("embedder", "cse", "tiny")
+    cse = component_class("embedder", "cse")
     chosen = PipelineParts(
         generator, "vsam (tiny, random)", vsam.capabilities(vsam.default_args("tiny")),
         build_component("generator", "pixelate"), embedder=embedder,
+        embedder_caps=cse.capabilities(cse.default_args("tiny")),
     )
     image = smooth_image(200, 160, seed=2)
     mask = np.zeros((150, 80), bool)
@@ -340,9 +342,11 @@ def test_anonymize_many_generates_the_crops_of_several_frames_in_one_pass():
         return original(batch, *args, **kwargs)
 
     generator.anonymize = counting
+    cse = component_class("embedder", "cse")
     chosen = PipelineParts(
         generator, "vsam (tiny, random)", vsam.capabilities(vsam.default_args("tiny")),
         build_component("generator", "pixelate"), embedder=build_component("embedder", "cse", "tiny"),
+        embedder_caps=cse.capabilities(cse.default_args("tiny")),
     )
     pipeline = Anonymizer(chosen, PipelineOptions(seed=1, verify=False))
     frames = [smooth_image(200, 160, seed=s) for s in (3, 4, 5)]
@@ -390,7 +394,7 @@ def test_every_assembled_component_receives_the_requested_device():
         assert all(t.device.type == "meta" for t in [*module.parameters(), *module.buffers()])
 
 
-class MarkerFaceDetector:
+class MarkerFaceDetector(Detector):
     """A face detector that finds the pure-white blocks of an image (by content, so it also
     works on the crops the verification pass hands it) and records the sizes it was shown."""
 
