@@ -19,12 +19,13 @@ import re
 import sys
 import tempfile
 import threading
-from dataclasses import dataclass
 from typing import Any, Iterator
 
 import numpy as np
 from sganon.core.errors import PluginError
 from sganon.core.structures import Box
+
+from .blaze import PoseProposal, PoseResult
 
 
 #: What MediaPipe and TensorFlow Lite print to fd 2 while their graphs start (native code,
@@ -82,38 +83,6 @@ def import_mediapipe() -> Any:
     if not hasattr(mediapipe, "solutions"):
         raise PluginError("this mediapipe has no `solutions` API; sganon needs mediapipe==0.10.21")
     return mediapipe
-
-
-@dataclass
-class PoseProposal:
-    """One person found by the BlazePose detector.
-
-    Attributes:
-        score: Detector confidence.
-        center: ``(x, y)`` of the hip centre in image pixels.
-        radius: Radius in pixels of the circle around the whole body.
-        face: The face box the detector anchors on, in image pixels.
-    """
-
-    score: float
-    center: tuple[float, float]
-    radius: float
-    face: Box
-
-    def body_box(self, scale: float = 1.25) -> Box:
-        """Square box around the body (MediaPipe enlarges its body circle by 1.25)."""
-        half = self.radius * scale
-        cx, cy = self.center
-        return Box(int(cx - half), int(cy - half), int(np.ceil(cx + half)), int(np.ceil(cy + half)))
-
-
-@dataclass
-class PoseResult:
-    """Pose of one person in a crop: keypoints ``[33, 3]`` (x, y, visibility) in crop pixels,
-    segmentation ``[h, w]`` float in [0, 1] (or ``None``)."""
-
-    keypoints: np.ndarray
-    segmentation: np.ndarray | None
 
 
 class MediaPipeModels:
