@@ -40,6 +40,7 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_detection_recall import photos  # noqa: E402
+from bench_surveillance import write_clip  # noqa: E402
 
 import sganon.plugins.baselines  # noqa: E402,F401  (registered also without installed entry points)
 import sganon.plugins.offline  # noqa: E402,F401
@@ -140,23 +141,9 @@ def tracked(raw: list[Detections], timeline: Timeline) -> list[Detections]:
     return [Detections(frame.persons, frame.faces) for frame in done]
 
 
-def write_clip(path: Path, images: list[np.ndarray]) -> None:
-    import av
-
-    with av.open(str(path), "w") as container:
-        stream = container.add_stream("libx264", rate=FPS)
-        stream.width, stream.height, stream.pix_fmt = FRAME[1], FRAME[0], "yuv420p"
-        stream.options = {"crf": "18"}
-        for image in images:
-            for packet in stream.encode(av.VideoFrame.from_ndarray(image, format="rgb24")):
-                container.mux(packet)
-        for packet in stream.encode(None):
-            container.mux(packet)
-
-
 def end_to_end(name: str, images: list[np.ndarray], truth: list[list[Box]], folder: Path) -> dict[str, float]:
     source = folder / f"{name}.mp4"
-    write_clip(source, images)
+    write_clip(source, images, FPS, crf=18)
     exported = folder / f"{name}.json"
     sganon = Path(sys.executable).with_name("sganon")
     started = time.perf_counter()

@@ -64,16 +64,20 @@ def given_persons(people: int) -> list:
 def build_anonymizer(args: argparse.Namespace):
     import torch
     from sganon.core.anonymizer import Anonymizer
-    from sganon.core.assembly import PipelineOptions, PipelineParts, assemble, to_device
+    from sganon.core.assembly import PipelineOptions, PipelineParts, assemble, assemble_spec, to_device
     from sganon.core.components import build_component
     from sganon.core.presets import get_preset
+    from sganon.core.spec import OptionFlags, PartChoice, resolve_spec
 
     torch.set_num_threads(args.threads)
     detector = "none" if args.given_detections else None
     face_detector = "none" if args.given_detections else args.face_detector
     if not args.random_weights:
-        parts = assemble(args.generator, args.preset, args.embedder, detector, face_detector, device=args.device)
-        return Anonymizer(parts, PipelineOptions(batch_size=args.batch_size, device=args.device, precision=args.precision, **parts.options))
+        spec = resolve_spec(
+            PartChoice(args.generator, args.preset, args.embedder, detector, face_detector),
+            OptionFlags(batch_size=args.batch_size, device=args.device, precision=args.precision),
+        )
+        return Anonymizer(assemble_spec(spec), spec.options)
     # Random full-size weights: the pipeline preset's parts, untrained (no imported checkpoints).
     pipeline = get_preset(args.preset or "sganon.fba-cse")
     parts_of = {kind: get_preset(name) for kind, name in pipeline.parts.items()}
@@ -99,9 +103,9 @@ def build_anonymizer(args: argparse.Namespace):
         detector=person_detector,
         face_detector=baseline.face_detector,
         embedder=embedder,
-        options=dict(pipeline.options),
+        embedder_caps=type(embedder).capabilities({**type(embedder).default_args("paper"), **embedder_preset.args}),
     )
-    options = PipelineOptions(batch_size=args.batch_size, device=args.device, precision=args.precision, **parts.options)
+    options = PipelineOptions(batch_size=args.batch_size, device=args.device, precision=args.precision, **pipeline.options)
     return Anonymizer(to_device(parts, args.device), options)
 
 

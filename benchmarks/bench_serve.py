@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 
 from fastapi.testclient import TestClient
-from sganon.core.serve.app import create_app
+from sganon.serve.app import create_app
 
 
 def wait(client: TestClient, run_id: str) -> dict:

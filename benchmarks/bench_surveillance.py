@@ -125,13 +125,14 @@ def anonymized(replaced: np.ndarray, pasted: Box, face: Box) -> bool:
     return bool(face_part.size and face_part.mean() >= 0.7 and body_part.mean() >= 0.3)
 
 
-def write_clip(path: Path, images: list[np.ndarray]) -> None:
+def write_clip(path: Path, images: list[np.ndarray], fps: int = FPS, crf: int = 16) -> None:
+    """``images`` (uint8 RGB, one size, even sides) as an H.264 clip."""
     import av
 
     with av.open(str(path), "w") as container:
-        stream = container.add_stream("libx264", rate=FPS)
-        stream.width, stream.height, stream.pix_fmt = SIZE[1], SIZE[0], "yuv420p"
-        stream.options = {"crf": "16"}
+        stream = container.add_stream("libx264", rate=fps)
+        stream.width, stream.height, stream.pix_fmt = images[0].shape[1], images[0].shape[0], "yuv420p"
+        stream.options = {"crf": str(crf)}
         for image in images:
             for packet in stream.encode(av.VideoFrame.from_ndarray(image, format="rgb24")):
                 container.mux(packet)
@@ -175,7 +176,7 @@ def check_video(images: list, truth: list, folder: Path) -> dict:
     if result.failed:
         raise SystemExit(f"video failed: {result.failed}")
     height, width = SIZE
-    by_frame = {entry["frame"]: entry for entry in result.detections}
+    by_frame = {entry.frame: entry.to_json() for entry in result.detections}
     found = total = 0
     missed = []
     for index, boxes in enumerate(truth):

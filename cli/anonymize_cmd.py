@@ -219,11 +219,15 @@ def anonymize(
     the output says which generator was used. Inputs that fail are named and produce no
     output; the exit code is then 1. Every input is recorded in OUTPUT/manifest.jsonl.
     """
-    from sganon.core.detections import DetectionFile, check_writable, write_detections
+    from sganon.core.detections import DetectionFile, write_detections
     from sganon.core.errors import ConfigError
-    from sganon.core.jobs import check_output_names, check_paths, collect_jobs
-    from sganon.core.engines import PipelineRecipe, describe_run
+    from sganon.core.jobs import collect_jobs
+    from sganon.core.anonymizer import Anonymizer
+    from sganon.core.assembly import assemble_spec
+    from sganon.core.engines import describe_run
+    from sganon.core.spec import OptionFlags, PartChoice, resolve_spec
     from sganon.core.manifest import plan_run, settings_fingerprint
+    from sganon.core.output_plan import plan_outputs
     from sganon.core.runners import FileAnonymizer, RunSettings
     from tqdm import tqdm
 
@@ -249,42 +253,23 @@ def anonymize(
         click.echo(f"skipped {path}: {reason}", err=True)
     if not jobs:
         raise ConfigError("no images or videos found in the inputs")
-    # Before anything is written: outputs stay apart from the inputs, the export file is writable.
-    check_output_names(jobs, ext)
-    check_paths(jobs, output, [*inputs, *([coco_images] if coco_images else [])], export_detections)
-    if export_detections and detections_file and export_detections.resolve() == detections_file.resolve():
-        raise ConfigError("--export-detections would overwrite the --detections file; choose another file")
-    if export_detections is not None:
-        check_writable(export_detections)
+    # Every path the run writes, checked before anything is written (core/output_plan.py).
+    plan_outputs(jobs, output, [*inputs, *([coco_images] if coco_images else [])], ext, visualize,
+                 export_detections, detections_file, resume, overwrite)
     reuse = DetectionFile.read(detections_file) if detections_file else None
-    given = {
+    # The options typed on the command line count as given (even at their default value): they
+    # win over a config's and a preset's; the spec decides the rest.
+    typed = {
         name
         for name in ("batch_size", "truncation", "seed", "feather", "detect_max_side", "device", "precision", "verify")
         if ctx.get_parameter_source(name) == click.core.ParameterSource.COMMANDLINE
     }
-    options = {
-        "batch_size": batch_size,
-        "truncation": truncation,
-        "seed": seed,
-        "feather": feather,
-        "detect_max_side": detect_max_side,
-        "device": device,
-        "precision": precision,
-        "verify": verify,
-        # Exported face boxes are the replaced regions already: re-used ones are not grown again.
-        "face_margin": 0.0 if reuse else 0.2,
-    }
-    if config_path is not None:
-        named = [flag for flag, value in (("--generator", generator), ("--preset", preset), ("--embedder", embedder),
-                 ("--detector", detector), ("--face-detector", face_detector)) if value]
-        if named:
-            raise ConfigError(f"--config names the pipeline's parts; drop {', '.join(named)}")
-    recipe = PipelineRecipe(
-        names={"generator": generator, "preset": preset, "embedder": embedder, "detector": detector,
-               "face_detector": face_detector},
+    values = {"batch_size": batch_size, "truncation": truncation, "seed": seed, "feather": feather,
+              "detect_max_side": detect_max_side, "device": device, "precision": precision, "verify": verify}
+    spec = resolve_spec(
+        PartChoice(generator, preset, embedder, detector, face_detector),
+        OptionFlags(**{name: value for name, value in values.items() if name in typed}),
         config=config_path,
-        options=options,
-        given=frozenset(given),
         detections_given=reuse is not None,
         visualize=visualize,
     )
@@ -301,11 +286,12 @@ def anonymize(
     )
     # The pipeline is built here for both engines: a wrong name fails before any work, and
     # the generator it resolves to is reported (Ray workers build the same one).
-    parts, pipeline = recipe.build()
-    if parts.notice:
-        click.echo(f"Note: {parts.notice}", err=True)
-    fingerprint = settings_fingerprint({**describe_run(recipe, settings, detections_file), "generator": parts.generator_label})
-    plan = plan_run(jobs, output, ext, visualize, resume, overwrite, fingerprint)
+    parts = assemble_spec(spec)
+    pipeline = Anonymizer(parts, spec.options)
+    if spec.notice:
+        click.echo(f"Note: {spec.notice}", err=True)
+    fingerprint = settings_fingerprint(describe_run(spec, settings, detections_file))
+    plan = plan_run(jobs, output, resume, fingerprint)
     for path in plan.removed:
         click.echo(f"removed {path}: a temporary file left by an interrupted run", err=True)
     if plan.carried:
@@ -328,7 +314,7 @@ def anonymize(
             from sganon.core.engines.ray_engine import run_ray
 
             return run_ray(
-                recipe, settings, output, plan, address=address, workers=workers, gpus_per_worker=gpus_per_worker,
+                spec, settings, output, plan, address=address, workers=workers, gpus_per_worker=gpus_per_worker,
                 on_job=lambda job: files_bar.update(1), skipped=skipped, progress=False,
             )
         from sganon.core.engines.local import run_local
@@ -338,11 +324,7 @@ def anonymize(
             on_job=lambda job: files_bar.update(1), frame_progress=frame_progress, skipped=skipped,
         )
 
-    restore = stop_on_signals()
-    try:
-        result = run_engine()
-    finally:
-        restore()
+    result = run_engine()  # SIGINT, SIGTERM: recorded as interrupted, exit 130/143 (cli/main.py)
     for bar in bars:
         bar.close()
     files_bar.close()
@@ -352,7 +334,7 @@ def anonymize(
         write_detections(export_detections, result.detections)
         click.echo(f"detections written to {export_detections}", err=True)
     click.echo(f"wrote {len(result.written)} file(s) to {output}")
-    if verify and parts.face_detector is not None and engine == "local":
+    if spec.options.verify and parts.face_detector is not None and engine == "local":
         click.echo(f"verification: re-found after the first pass: {result.refound} face(s), anonymized too", err=True)
     if result.skipped:
         click.echo(f"skipped {len(result.skipped)} file(s) of the input folders (listed above)", err=True)
@@ -366,22 +348,6 @@ def anonymize(
             )
         click.echo(f"{len(result.failed)} input(s) failed; no output was written for them", err=True)
         sys.exit(1)
-
-
-def stop_on_signals():
-    """SIGTERM ends the run like Ctrl-C (SIGINT): the current temporary file is removed on the
-    way out (atomic_output), so no partial output is left. Returns what restores the handler."""
-    import signal
-    import threading
-
-    if threading.current_thread() is not threading.main_thread():
-        return lambda: None
-
-    def interrupt(signum, frame):
-        raise KeyboardInterrupt(f"signal {signum}")
-
-    previous = signal.signal(signal.SIGTERM, interrupt)
-    return lambda: signal.signal(signal.SIGTERM, previous)
 
 
 COMMANDS = [anonymize]

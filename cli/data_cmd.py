@@ -52,7 +52,7 @@ def check(directory: Path, limit: int | None) -> None:
 def prepare(annotations: Path, images: Path, config_path: Path, output: Path, use_annotation_masks: bool,
             vertex_symmetry: Path | None, shard_size: int, shard_format: str, limit: int | None) -> None:
     """Crop every person of a COCO dataset the way the anonymizer does (SPEC §7)."""
-    from sganon.core.build import load_config
+    from sganon.core.spec import load_config
     from sganon.core.data.prepare import prepare_from_coco
     from sganon.core.registry import MODELS
 

@@ -6,8 +6,6 @@ import json
 
 import click
 
-from sganon.core.plugins import load_plugins
-
 
 @click.group("plugins")
 def plugins_group() -> None:
@@ -21,7 +19,9 @@ def list_plugins(as_json: bool) -> None:
 
     Plugins that failed to load are listed with their error (and do not stop the others).
     """
-    infos = load_plugins()
+    from sganon.core.components import describe_plugins
+
+    infos = describe_plugins()
     if as_json:
         click.echo(json.dumps([info.to_dict() for info in infos], indent=2))
         return

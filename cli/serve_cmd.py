@@ -48,13 +48,13 @@ def serve(host: str, port: int, device: str, max_upload_mb: int, max_megapixels:
     try:
         import uvicorn
 
-        from sganon.core.serve.app import create_app
+        from sganon.serve.app import create_app
     except ImportError as error:
         raise click.ClickException(
             f"`sganon serve` needs the 'serve' extra ({error.name or error} is missing): "
             "pip install -e '.[serve]' (or '.[dev]')"
         ) from error
-    from sganon.core.serve.workspace import Limits
+    from sganon.serve.workspace import Limits
 
     if not is_loopback(host):
         click.echo(

@@ -20,6 +20,10 @@ from .errors import (
     WeightsError,
 )
 from .hookspecs import hookimpl
+from .third_party import confine_third_party
+
+# Before torch, mmengine, MediaPipe or onnxruntime load: no telemetry, caches in sganon's (third_party.py).
+confine_third_party()
 
 #: Names loaded on first use, by the module that defines them.
 LAZY = {

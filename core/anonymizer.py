@@ -39,6 +39,7 @@ from .boxes import (
     whole_size,
 )
 from .crops import (
+    PasteBack,
     PersonCrop,
     clipped,
     collate,
@@ -49,8 +50,9 @@ from .crops import (
     place_in_box,
     prepare_person_crop,
     prepare_region_crop,
+    to_uint8,
 )
-from .detections import Detections, scale_detection
+from .detections import Detections, downscaled, scale_detection
 from .errors import AnonymizationError, SganonError
 from .interfaces import Generator
 from .precision import apply_tf32, model_autocast
@@ -131,6 +133,8 @@ class PreparedImage:
         person_crops: Crops for the generator, in paste order.
         person_keys: The latent key of each of ``person_crops`` (or ``None``).
         region_crops: Crops of persons too small for the generator (region generator).
+        paste: With ``generate_each`` (:meth:`Anonymizer.prepare`): the paste-back that took
+            each of ``person_crops`` as it was generated (their inputs are then dropped).
     """
 
     image: np.ndarray
@@ -142,6 +146,7 @@ class PreparedImage:
     person_crops: list[PersonCrop] = field(default_factory=list)
     person_keys: list[int | None] = field(default_factory=list)
     region_crops: list[PersonCrop] = field(default_factory=list)
+    paste: PasteBack | None = None
 
 
 def verification_window(
@@ -224,8 +229,7 @@ class Anonymizer:
             for detector in (self.parts.detector, self.parts.face_detector):
                 if detector is None:
                     continue
-                batch = getattr(detector, "detect_batch", None)  # duck-typed detectors may lack it
-                per_image = batch(smalls) if batch is not None else [detector.detect(small) for small in smalls]
+                per_image = detector.detect_batch(smalls)
                 if len(per_image) != len(images):
                     raise AnonymizationError(f"the detector returned {len(per_image)} results for {len(images)} images")
                 for i, detections in enumerate(per_image):
@@ -244,15 +248,7 @@ class Anonymizer:
 
     def detection_copy(self, image: np.ndarray) -> tuple[np.ndarray, float]:
         """``image`` downscaled to at most ``detect_max_side`` (or itself) and the scale factor."""
-        height, width = image.shape[:2]
-        factor = min(1.0, self.options.detect_max_side / max(height, width))
-        if factor >= 1.0:
-            return image, 1.0
-        from PIL import Image
-
-        size = (max(1, round(width * factor)), max(1, round(height * factor)))
-        small = np.asarray(Image.fromarray(image).resize(size, Image.Resampling.BILINEAR, reducing_gap=3.0))
-        return small, small.shape[1] / width
+        return downscaled(image, self.options.detect_max_side)
 
     # ------------------------------------------------------------------ anonymization
     def anonymize(
@@ -273,6 +269,11 @@ class Anonymizer:
                 the face detector has seen all of it (always so when ``detections`` is
                 ``None``): the verification pass then only looks near what was replaced.
         """
+        if self.parts.generator_caps.resolution is None:
+            # Any-size generators take each person at full resolution (on a 96 MP photo, hundreds of
+            # MB of float inputs per person): each crop is generated as soon as it is made.
+            prepared = self.prepare(image, detections, latent_keys, faces_scanned, generate_each=True)
+            return self.finish(prepared, [])
         prepared = self.prepare(image, detections, latent_keys, faces_scanned)
         with stage("generate", prepared.timings):
             generated = self.generate(
@@ -309,9 +310,12 @@ class Anonymizer:
         detections: Detections | None,
         latent_keys: list[int] | None,
         faces_scanned: bool,
+        generate_each: bool = False,
     ) -> PreparedImage:
         """The stages before generation: detection (unless given), paste order, surface
-        maps (``embed``) and the crops (``crop``)."""
+        maps (``embed``) and the crops (``crop``). With ``generate_each``, each person's crop
+        is also generated (``generate``) and pasted (``paste``, pass 1 of :class:`PasteBack`)
+        before the next one is made: memory holds one crop's inputs and output, not every person's."""
         check_rgb_image(image)
         timings: dict[str, float] = {}
         faces_scanned = faces_scanned or detections is None
@@ -330,12 +334,13 @@ class Anonymizer:
                 if len(surfaces) != len(persons):
                     raise AnonymizationError(f"the embedder returned {len(surfaces)} maps for {len(persons)} persons")
         prepared = PreparedImage(image, detections, persons, surfaces, timings, faces_scanned)
-        with stage("crop", timings):
-            aspect = PAPER_ASPECT if caps.resolution is None else caps.resolution[0] / caps.resolution[1]
-            # The paper skips persons under 32x32; a generator of fixed resolution does here too,
-            # and their region goes to the region generator. Any-size generators take them all.
-            min_area = PAPER_MIN_AREA if caps.resolution is not None else 1
-            for i, person in enumerate(persons):
+        aspect = PAPER_ASPECT if caps.resolution is None else caps.resolution[0] / caps.resolution[1]
+        # The paper skips persons under 32x32; a generator of fixed resolution does here too,
+        # and their region goes to the region generator. Any-size generators take them all.
+        min_area = PAPER_MIN_AREA if caps.resolution is not None else 1
+        for i, person in enumerate(persons):
+            key = None if keys is None else keys[i]
+            with stage("crop", timings):
                 surface = surfaces[i] if surfaces and caps.surface_channels else None
                 crop = prepare_person_crop(
                     image,
@@ -346,13 +351,22 @@ class Anonymizer:
                     aspect=aspect,
                     min_area=min_area,
                     index=i,
-                    surface_at_crop=getattr(parts.embedder, "surface_at_crop", None),
+                    surface_at_crop=parts.embedder.surface_at_crop  # type: ignore[union-attr]
+                    if parts.embedder_caps is not None and parts.embedder_caps.crop_surface
+                    else None,
                 )
                 if crop is None:  # too small for the generator: anonymize its region anyway
                     prepared.region_crops.append(self.small_person_crop(image, person, i))
-                else:
-                    prepared.person_crops.append(crop)
-                    prepared.person_keys.append(None if keys is None else keys[i])
+                    continue
+            if generate_each:
+                with stage("generate", timings):
+                    [generated] = self.generate(parts.generator, caps.latent_size, [crop], [key])
+                with stage("paste", timings):
+                    prepared.paste = prepared.paste or PasteBack(image, self.options.feather)
+                    prepared.paste.add(crop, generated)
+                crop = crop.without_inputs()
+            prepared.person_crops.append(crop)
+            prepared.person_keys.append(key)
         return prepared
 
     def finish(self, prepared: PreparedImage, generated: list[torch.Tensor]) -> AnonymizedImage:
@@ -361,7 +375,10 @@ class Anonymizer:
         region_crops = list(prepared.region_crops)
         height, width = image.shape[:2]
         with stage("paste", timings):
-            out = paste_back(image, person_crops, generated, self.options.feather)
+            if prepared.paste is not None:  # generated and pasted one by one (pass 1) in prepare
+                out = prepared.paste.finish()
+            else:
+                out = paste_back(image, person_crops, generated, self.options.feather)
             # Regions stay box-local ((box, mask) inside the image): memory per person is its box,
             # not the image.
             replaced = np.zeros((height, width), dtype=bool)
@@ -413,7 +430,7 @@ class Anonymizer:
     def paste_regions(self, out: np.ndarray, replaced: np.ndarray, crops: list[PersonCrop]) -> np.ndarray:
         """Region-generator crops pasted into ``out``; their pixels are added to ``replaced`` (in place)."""
         results = self.generate(self.parts.region_generator, 0, crops, [None] * len(crops))
-        out = paste_back(out, crops, results, 0)
+        out = paste_back(out, crops, results, 0, in_place=True)  # ``out`` is the output already
         height, width = out.shape[:2]
         for crop in crops:
             or_into(replaced, *crop.region_inside(height, width))
@@ -446,9 +463,14 @@ class Anonymizer:
             if window is None:  # nothing replaced: the output is the input the first pass scanned
                 break
             view = (slice(window.y0, window.y1), slice(window.x0, window.x1))
+            # The face detector sees the window at the first pass's scale (at most detect_max_side):
+            # a 96 MP output is not scanned at full resolution.
             left = [
                 Detection(face.box.shifted(window.x0, window.y0), face.score, label="face")
-                for face in find_faces_left([self.parts.face_detector], np.ascontiguousarray(out[view]), replaced[view])
+                for face in find_faces_left(
+                    [self.parts.face_detector], np.ascontiguousarray(out[view]), replaced[view],
+                    max_side=self.options.detect_max_side,
+                )
             ]
             if not left:
                 break
@@ -490,7 +512,8 @@ class Anonymizer:
     def generate(
         self, generator: Generator, latent_size: int, crops: list[PersonCrop], keys: list[int | None]
     ) -> list[torch.Tensor]:
-        """Generator output ``[3, h, w]`` per crop; crops of one size are batched."""
+        """Generator output per crop as uint8 levels ``[3, h, w]`` (§7.7: 0..255, what paste-back
+        takes; a quarter of float32's memory); crops of one size are batched."""
         outputs: list[torch.Tensor | None] = [None] * len(crops)
         by_size: dict[tuple[int, int], list[int]] = {}
         for i, crop in enumerate(crops):
@@ -515,10 +538,12 @@ class Anonymizer:
                         f"the generator returned {tuple(result.shape)} for a batch of {tuple(batch.image.shape)}"
                     )
                 result = result.float().cpu()  # one copy (and host sync) per batch, not per crop
-                if not torch.isfinite(result).all():
+                # Finite iff its extremes are (max and min propagate NaN): no image-sized temporary.
+                if result.numel() and not torch.isfinite(torch.stack([result.amin(), result.amax()])).all():
                     raise AnonymizationError("the generator returned non-finite values")
+                levels = to_uint8(result, in_place=True).to(torch.uint8)  # ``result`` is not used again
                 for j, i in enumerate(chunk):
-                    outputs[i] = result[j]
+                    outputs[i] = levels[j]
         return [o for o in outputs if o is not None]
 
 

@@ -32,6 +32,7 @@ import numpy as np
 
 from .atomic import atomic_output
 from .boxes import box_iou, head_box
+from .detections import downscaled, scale_detection
 from .errors import InputError
 from .interfaces import Detector
 from .images import image_extensions, read_image
@@ -103,6 +104,7 @@ def find_faces_left(
     anonymized: np.ndarray,
     replaced: np.ndarray,
     min_replaced: float = MIN_REPLACED,
+    max_side: int | None = None,
 ) -> list[Detection]:
     """Faces the detectors find in ``anonymized`` (uint8 RGB) that are not inside replaced pixels.
 
@@ -111,13 +113,19 @@ def find_faces_left(
         anonymized: The anonymized image ``[H, W, 3]``.
         replaced: Bool ``[H, W]``, the pixels the anonymizer replaced.
         min_replaced: A face whose box is replaced at least this much is a generated one.
+        max_side: Detect on a copy downscaled to at most this longest side (``None``: as it is);
+            boxes are mapped back to the image.
 
     Returns:
         The faces left (boxes in image pixels); empty when every face found is replaced.
     """
     if replaced.shape != anonymized.shape[:2]:
         raise InputError(f"replaced mask {replaced.shape} does not match the image {anonymized.shape[:2]}")
-    return [face for face in detect_faces(detectors, anonymized) if replaced_fraction(face.box, replaced) < min_replaced]
+    small, factor = downscaled(anonymized, max_side) if max_side else (anonymized, 1.0)
+    faces = detect_faces(detectors, small)
+    if factor < 1.0:
+        faces = [scale_detection(face, factor, *replaced.shape) for face in faces]
+    return [face for face in faces if replaced_fraction(face.box, replaced) < min_replaced]
 
 
 def same_place(a: Box, b: Box) -> bool:

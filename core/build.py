@@ -14,15 +14,14 @@ from __future__ import annotations
 
 import ast
 import os
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from .atomic import atomic_output
-from .components import available, component_class
-from .errors import ComponentNotFoundError, ConfigError, PresetError
-from .capabilities import PROFILES, EmbedderCapabilities, GeneratorCapabilities
-from .presets import Preset, all_presets, get_preset, registry_defaults
+from .errors import ConfigError, PresetError
+from .presets import all_presets
+from .spec import load_config
 
 
 @dataclass
@@ -51,57 +50,6 @@ def parse_cfg_options(options: list[str] | tuple[str, ...]) -> dict[str, Any]:
     return parsed
 
 
-def resolve_generator(name: str, profile: str) -> tuple[type, dict[str, Any], Preset | None]:
-    """A generator by component name, or by generator preset name (registry.yaml)."""
-    try:
-        cls = component_class("generator", name)
-        return cls, dict(cls.default_args(profile)), None
-    except ComponentNotFoundError as not_a_component:
-        presets = {n: p for n, p in all_presets().items() if p.kind == "generator"}
-        if name not in presets:
-            raise ComponentNotFoundError(
-                f"{not_a_component} Generator presets: {', '.join(sorted(presets)) or 'none'}"
-            ) from None
-        preset = presets[name]
-        cls = component_class("generator", preset.component)
-        return cls, {**cls.default_args(profile), **preset.args}, preset
-
-
-def pick_default(kind: str, preferred: list[str]) -> str:
-    names = available(kind)
-    for name in preferred:
-        if name in names:
-            return name
-    if not names:
-        raise ComponentNotFoundError(f"no {kind} is available; is a plugin missing? (`sganon plugins list`)")
-    return names[0]
-
-
-def check_fit(
-    generator_name: str,
-    generator: GeneratorCapabilities,
-    embedder_name: str | None,
-    embedder: EmbedderCapabilities | None,
-    preset: Preset | None,
-) -> None:
-    """Raise :class:`ConfigError` when the embedder cannot feed the generator (the one fit
-    check of ``sganon build``, ``sganon anonymize --config`` and the pipeline assembly)."""
-    problem = generator.fits(embedder)
-    if problem:
-        wanted = f"an embedder with {generator.surface_channels} channels" + (
-            " and mesh-vertex ids" if generator.vertices else ""
-        )
-        raise ConfigError(
-            f"embedder {embedder_name!r} cannot feed generator {generator_name!r}: {problem}; choose {wanted} "
-            f"(available embedders: {', '.join(available('embedder'))})"
-        )
-    if preset is not None and preset.expects_embedder and preset.expects_embedder != embedder_name:
-        raise ConfigError(
-            f"the weights of {preset.name!r} were trained with the {preset.expects_embedder!r} embedder, "
-            f"not {embedder_name!r}; use --embedder {preset.expects_embedder}"
-        )
-
-
 def build_config(
     generator: str,
     embedder: str,
@@ -111,79 +59,63 @@ def build_config(
     profile: str = "paper",
     cfg_options: list[str] | tuple[str, ...] = (),
 ) -> BuildResult:
-    """Resolve the named parts into one mmengine config; see the module docstring."""
+    """Resolve the named parts into one mmengine config; see the module docstring.
+
+    The parts are chosen by :func:`~sganon.core.spec.resolve_spec` (as for ``sganon
+    anonymize``); its ``anonymizer`` section is :func:`~sganon.core.spec.spec_to_config`.
+    """
     from mmengine.config import Config
 
-    from .assembly import PipelineOptions
+    from .spec import PartChoice, discriminator_for, part_capabilities, resolve_spec, spec_to_config
 
-    if profile not in PROFILES:
-        raise ConfigError(f"profile must be one of {', '.join(PROFILES)}, got {profile!r}")
-    generator_cls, generator_args, preset = resolve_generator(generator, profile)
-    generator_name = generator_cls.name
-    embedder_cls = component_class("embedder", embedder)
-    embedder_args = dict(embedder_cls.default_args(profile))
-    defaults = registry_defaults()
-    # A detector of the embedder's name is the same model (one pass serves both roles).
-    detector_cls = component_class("detector", detector or pick_default("detector", [embedder_cls.name, defaults.detector]))
-    detector_args = dict(detector_cls.default_args(profile))
-    face_cls = component_class("detector", defaults.face_detector)
-    region = get_preset(defaults.region_generator)
-    region_cls = component_class("generator", region.component)
-
-    generator_caps = generator_cls.capabilities(generator_args)
-    embedder_caps = embedder_cls.capabilities(embedder_args)
-    check_fit(generator_name, generator_caps, embedder_cls.name, embedder_caps, preset)
-
+    spec = resolve_spec(PartChoice(generator=generator, embedder=embedder, detector=detector), profile=profile,
+                        for_build=True)
+    chosen_generator, chosen_embedder, chosen_detector = spec.generator, spec.embedder, spec.detector
+    assert chosen_embedder is not None and chosen_detector is not None  # named, and detections are not given
+    generator_caps = part_capabilities(chosen_generator)
+    embedder_caps = part_capabilities(chosen_embedder)
+    generator_name = chosen_generator.component
+    preset = chosen_generator.preset
     cfg: dict[str, Any] = {
         "default_scope": "sganon",
         "profile": profile,
         "parts": {
             "generator": generator_name,
-            "embedder": embedder_cls.name,
-            "detector": detector_cls.name,
-            "preset": preset.name if preset else None,
+            "embedder": chosen_embedder.component,
+            "detector": chosen_detector.component,
+            "preset": preset,
         },
-        "anonymizer": {
-            "detector": {"type": detector_cls.__name__, **detector_args},
-            "embedder": {"type": embedder_cls.__name__, **embedder_args},
-            "generator": {"type": generator_cls.__name__, **generator_args},
-            "weights": preset.name if preset and preset.weights else None,
-            "resolution": None if generator_caps.resolution is None else list(generator_caps.resolution),
-            "face_detector": {"type": face_cls.__name__, **face_cls.default_args(profile)},
-            "region_generator": {"type": region_cls.__name__, **region_cls.default_args(profile), **region.args},
-            "options": asdict(PipelineOptions()),
-        },
+        "anonymizer": spec_to_config(spec),
     }
     summary = [
         f"profile:       {profile}",
-        f"detector:      {detector_cls.name} ({detector_cls.__name__})",
-        f"embedder:      {embedder_cls.name} ({embedder_cls.__name__}), "
+        f"detector:      {chosen_detector.component} ({chosen_detector.type_name()})",
+        f"embedder:      {chosen_embedder.component} ({chosen_embedder.type_name()}), "
         f"{embedder_caps.surface_channels} surface channels",
-        f"generator:     {generator_name} ({generator_cls.__name__})"
-        + (f", preset {preset.name}" if preset else "")
+        f"generator:     {generator_name} ({chosen_generator.type_name()})"
+        + (f", preset {preset}" if preset else "")
         + ("" if generator_caps.realistic else " [baseline, not a realistic generator]"),
         f"crop size:     {list(generator_caps.resolution) if generator_caps.resolution else 'native (no resize)'}",
     ]
-    if preset and preset.weights:
-        summary.append(f"weights:       {preset.name} ({preset.weights.licence[:60]}...)")
+    if chosen_generator.weights:
+        licence = all_presets()[chosen_generator.weights].weights.licence  # type: ignore[union-attr]
+        summary.append(f"weights:       {chosen_generator.weights} ({licence[:60]}...)")
 
     if generator_caps.trainable:
         from .training.config import training_sections
 
-        discriminator_cls = component_class(
-            "discriminator", discriminator or pick_default("discriminator", [generator_name])
-        )
+        chosen_discriminator = discriminator_for(chosen_generator, discriminator, profile)
         training, training_summary = training_sections(
-            generator={"type": generator_cls.__name__, **generator_args},
-            discriminator={"type": discriminator_cls.__name__, **discriminator_cls.default_args(profile)},
+            generator={"type": chosen_generator.type_name(), **chosen_generator.args},
+            discriminator={"type": chosen_discriminator.type_name(), **chosen_discriminator.args},
             dataset=dataset,
             profile=profile,
             generator_caps=generator_caps,
         )
         cfg.update(training)
-        cfg["parts"]["discriminator"] = discriminator_cls.name
+        cfg["parts"]["discriminator"] = chosen_discriminator.component
         cfg["parts"]["dataset"] = dataset
-        summary.append(f"discriminator: {discriminator_cls.name} ({discriminator_cls.__name__})")
+        summary.append(f"discriminator: {chosen_discriminator.component} ({chosen_discriminator.type_name()})")
         summary.extend(training_summary)
     else:
         if discriminator or dataset:
@@ -198,19 +130,6 @@ def build_config(
         config.merge_from_dict(options)
         summary.append(f"overrides:     {', '.join(f'{k}={v!r}' for k, v in options.items())}")
     return BuildResult(config, summary)
-
-
-def load_config(path: str | os.PathLike[str]) -> Any:
-    """Read a config written by :func:`write_config` (or by hand); :class:`ConfigError` if unusable."""
-    from mmengine.config import Config
-
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"config {path} does not exist; write one with `sganon build ... -o {path.name}`")
-    try:
-        return Config.fromfile(str(path))
-    except Exception as error:  # mmengine raises OSError, SyntaxError, KeyError... for bad files
-        raise ConfigError(f"cannot read {path} as an mmengine config (.py/.json/.yaml): {error}") from error
 
 
 def write_config(config: Any, path: str | os.PathLike[str]) -> Path:

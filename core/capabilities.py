@@ -2,7 +2,7 @@
 
 A component class states its capabilities for given constructor arguments with the
 classmethod ``capabilities(args)``, returning the dataclass of its kind. ``sganon build``
-and :func:`sganon.core.assembly.assemble` compare them without building anything heavy.
+and :func:`sganon.core.spec.resolve_spec` compare them without building anything heavy.
 
 >>> GeneratorCapabilities(resolution=(288, 160), surface_channels=16, vertices=True).fits(
 ...     EmbedderCapabilities(surface_channels=16, vertices=True))

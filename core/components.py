@@ -11,8 +11,8 @@ from typing import Any
 
 from .errors import ComponentNotFoundError, PluginError
 from .interfaces import INTERFACES, Component, kind_of
-from .plugins import load_plugins
-from .registry import MODELS
+from .plugins import PluginInfo, load_plugins
+from .registry import DATASETS, HOOKS, MODELS
 
 
 def registered(kind: str) -> dict[str, type[Component]]:
@@ -64,3 +64,19 @@ def component_config(kind: str, name: str, profile: str = "paper", **overrides: 
 def build_component(kind: str, name: str, profile: str = "paper", **overrides: Any) -> Any:
     """Build a component by kind and name with its profile defaults."""
     return MODELS.build(component_config(kind, name, profile, **overrides))
+
+
+def describe_plugins() -> list[PluginInfo]:
+    """Every plugin found (loaded or not), each with the components it registered by kind."""
+    infos = load_plugins()
+    for info in infos:
+        if not info.loaded:
+            continue
+        found: dict[str, list[str]] = {}
+        for registry, forced_kind in ((MODELS, None), (DATASETS, "dataset"), (HOOKS, "hook")):
+            for key, cls in registry.module_dict.items():
+                owner = getattr(cls, "__module__", "")
+                if owner == info.module or owner.startswith(info.module + "."):
+                    found.setdefault(forced_kind or kind_of(cls), []).append(key)
+        info.components = {kind: sorted(names) for kind, names in found.items()}
+    return infos

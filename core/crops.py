@@ -17,7 +17,7 @@ only the pixels of each person's dilated region.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Callable
 
 import numpy as np
@@ -69,6 +69,12 @@ class PersonCrop:
     region: np.ndarray
     index: int = 0
     subject: tuple[float, float] | None = None
+
+    def without_inputs(self) -> "PersonCrop":
+        """This crop without its generator inputs (empty tensors): what paste-back needs, once
+        the crop is generated (the inputs of a full-resolution crop are 20 bytes a pixel)."""
+        empty = torch.empty(0)
+        return replace(self, image=empty, mask=empty, border=empty, embedding=empty, vertices=None)
 
     def region_in_image(self, image_height: int, image_width: int) -> np.ndarray:
         """The replaced pixels as a bool ``[image_height, image_width]`` mask."""
@@ -155,7 +161,7 @@ def place_in_box(values: np.ndarray, source: Box, target: Box, fill: float = 0) 
 def crop_image(image: np.ndarray, box: Box, size: tuple[int, int]) -> torch.Tensor:
     """§7.4: the pixels of ``box`` (uint8 zero padding), to [-1, 1], resized to ``size``."""
     pixels = Crop(box, size).extract(image, fill=0)
-    tensor = torch.from_numpy(np.ascontiguousarray(pixels)).permute(2, 0, 1).float() / 255 * 2 - 1
+    tensor = torch.from_numpy(np.ascontiguousarray(pixels)).permute(2, 0, 1).float().div_(255).mul_(2).sub_(1)
     return resize_bilinear(tensor, size)
 
 
@@ -297,22 +303,30 @@ def collate(crops: list[PersonCrop]) -> CropBatch:
     sizes = {crop.crop.size for crop in crops}
     if len(sizes) != 1:
         raise InputError(f"a batch needs crops of one size, got {sorted(sizes)}")
+
+    def stack(tensors: list[torch.Tensor]) -> torch.Tensor:
+        # One crop: a view, not a copy (a full-resolution crop's inputs are hundreds of MB).
+        return tensors[0].unsqueeze(0) if len(tensors) == 1 else torch.stack(tensors)
+
     with_vertices = [crop.vertices is not None for crop in crops]
-    vertices = torch.stack([crop.vertices for crop in crops]) if all(with_vertices) else None
+    vertices = stack([crop.vertices for crop in crops]) if all(with_vertices) else None
     return CropBatch(
-        image=torch.stack([crop.image for crop in crops]),
-        mask=torch.stack([crop.mask for crop in crops]),
-        border=torch.stack([crop.border for crop in crops]),
-        embedding=torch.stack([crop.embedding for crop in crops]),
+        image=stack([crop.image for crop in crops]),
+        mask=stack([crop.mask for crop in crops]),
+        border=stack([crop.border for crop in crops]),
+        embedding=stack([crop.embedding for crop in crops]),
         vertices=vertices,
         crops=[crop.crop for crop in crops],
         subjects=[crop.subject for crop in crops] if all(crop.subject is not None for crop in crops) else None,
     )
 
 
-def to_uint8(generated: torch.Tensor) -> torch.Tensor:
-    """§7.7: ``[3, H, W]`` in [-1, 1] to 0..255 values (float, integral)."""
-    return torch.round(torch.clamp(generated.detach().float().cpu() * 0.5 + 0.5, 0, 1) * 255)
+def to_uint8(generated: torch.Tensor, in_place: bool = False) -> torch.Tensor:
+    """§7.7: ``[3, H, W]`` in [-1, 1] to 0..255 values (float, integral). With ``in_place``,
+    ``generated`` itself is overwritten when it is a float32 CPU tensor (no full-size temporary)."""
+    values = generated.detach().float().cpu()
+    values = values.mul_(0.5) if in_place else values.mul(0.5)
+    return values.add_(0.5).clamp_(0, 1).mul_(255).round_()
 
 
 def feather_weights(region: np.ndarray, width: int) -> np.ndarray:
@@ -334,8 +348,10 @@ def paste_back(
     crops: list[PersonCrop],
     generated: list[torch.Tensor],
     feather: int = 0,
+    in_place: bool = False,
 ) -> np.ndarray:
-    """Write generated crops into a copy of ``image`` (§7.8); returns the new image.
+    """Write generated crops into a copy of ``image`` (§7.8), or into ``image`` itself with
+    ``in_place``; returns the result.
 
     ``crops`` are pasted in the order given. Pass 1 writes each crop's person pixels that
     no earlier crop has claimed and claims them; pass 2 does the same with each crop's
@@ -347,42 +363,88 @@ def paste_back(
         crops: The prepared crops.
         generated: ``[3, h, w]`` per crop at ``crop.crop.size``: float in [-1, 1], or uint8.
         feather: Width in pixels of a soft edge inside each region (0 = hard edge).
+        in_place: Write into ``image`` (an output already, not the input).
     """
-    out = image.copy()
-    height, width = image.shape[:2]
-    claimed = np.zeros((height, width), dtype=bool)
-    patches = []
+    paste = PasteBack(image, feather, in_place)
     for crop, result in zip(crops, generated, strict=True):
-        box = crop.crop.box
-        levels = result.float() if result.dtype == torch.uint8 else to_uint8(result)
-        values = resize_bilinear(levels.cpu(), (box.height, box.width))
-        patches.append(torch.round(values.clamp(0, 255)).to(torch.uint8).permute(1, 2, 0).numpy())
-    # One set of blend weights per crop, for both passes.
-    weights = [feather_weights(crop.region, feather)[..., None] if feather > 0 else None for crop in crops]
-    for crop, patch, weight in zip(crops, patches, weights):
-        write_region(out, crop, patch, crop.person, claimed, weight)
-        or_into(claimed, *clipped(crop.crop.box, crop.person, height, width))
-    for crop, patch, weight in zip(crops, patches, weights):
+        paste.add(crop, result)
+    return paste.finish()
+
+
+class PasteBack:
+    """:func:`paste_back` one crop at a time, as each is generated.
+
+    Pass 1 (a crop's person pixels) runs in :meth:`add`, in the order the crops come, which
+    is what :func:`paste_back` does with all of them at hand; pass 2 (the rings) runs in
+    :meth:`finish`. Between the two only each crop's ring is kept (its pixel values and
+    blend weights), not its full-resolution patch: memory for a person is its masks, not
+    its generated pixels.
+
+    Args:
+        image: uint8 ``[H, W, 3]``, the image to paste into (copied unless ``in_place``).
+        feather: Width in pixels of a soft edge inside each region (0 = hard edge).
+        in_place: Write into ``image`` (an output already, not the input).
+    """
+
+    def __init__(self, image: np.ndarray, feather: int = 0, in_place: bool = False) -> None:
+        self.out = image if in_place else image.copy()
+        self.feather = feather
+        self.claimed = np.zeros(image.shape[:2], dtype=bool)
+        #: Per crop: where it lies, its ring (bool, box-sized), the patch's and weights' values on the ring.
+        self.rings: list[tuple[Crop, np.ndarray, np.ndarray, np.ndarray | None]] = []
+
+    def add(self, crop: PersonCrop, result: torch.Tensor) -> None:
+        """Pass 1 of ``crop`` with its generator output ``result`` (``[3, h, w]`` at
+        ``crop.crop.size``: float in [-1, 1], or uint8 levels)."""
+        height, width = self.out.shape[:2]
+        patch = patch_of(crop, result)
+        weight = feather_weights(crop.region, self.feather)[..., None] if self.feather > 0 else None
+        write_region(self.out, crop.crop, patch, crop.person, self.claimed, weight)
+        or_into(self.claimed, *clipped(crop.crop.box, crop.person, height, width))
         ring = crop.region & ~crop.person
-        write_region(out, crop, patch, ring, claimed, weight)
-        crop.crop.paste(claimed, np.ones(ring.shape, dtype=bool), ring)
-    return out
+        self.rings.append((crop.crop, ring, patch[ring], None if weight is None else weight[ring]))
+
+    def finish(self) -> np.ndarray:
+        """Pass 2 (every ring, in the order added); returns the image."""
+        for place, ring, values, weights in self.rings:
+            patch = np.zeros(ring.shape + (3,), dtype=np.uint8)
+            patch[ring] = values
+            weight = None
+            if weights is not None:
+                weight = np.zeros(ring.shape + (1,), dtype=weights.dtype)
+                weight[ring] = weights
+            write_region(self.out, place, patch, ring, self.claimed, weight)
+            place.paste(self.claimed, np.ones(ring.shape, dtype=bool), ring)
+        self.rings = []
+        return self.out
+
+
+def patch_of(crop: PersonCrop, result: torch.Tensor) -> np.ndarray:
+    """The generator's output for ``crop`` as uint8 ``[box.height, box.width, 3]`` (§7.7-7.8:
+    levels 0..255, resized bilinearly to the crop's box in the source image)."""
+    box = crop.crop.box
+    if result.dtype == torch.uint8 and tuple(result.shape[-2:]) == (box.height, box.width):
+        return result.cpu().permute(1, 2, 0).numpy()  # already the patch (any-size generators)
+    levels = result.float() if result.dtype == torch.uint8 else to_uint8(result)
+    values = resize_bilinear(levels.cpu(), (box.height, box.width))
+    return torch.round(values.clamp(0, 255)).to(torch.uint8).permute(1, 2, 0).numpy()
 
 
 def write_region(
     out: np.ndarray,
-    crop: PersonCrop,
+    place: Crop,
     patch: np.ndarray,
     region: np.ndarray,
     claimed: np.ndarray,
     weight: np.ndarray | None,
 ) -> None:
-    """Write ``patch`` where ``region`` is set and ``claimed`` is not, blended by ``weight``
-    (``[h, w, 1]`` from :func:`feather_weights`) or, without it, replacing the pixels."""
-    write = region & ~crop.crop.extract(claimed, fill=True)
+    """Write ``patch`` (of the box of ``place``) where ``region`` is set and ``claimed`` is not,
+    blended by ``weight`` (``[h, w, 1]`` from :func:`feather_weights`) or, without it, replacing
+    the pixels."""
+    write = region & ~place.extract(claimed, fill=True)
     if weight is None:
-        crop.crop.paste(out, patch, write)
+        place.paste(out, patch, write)
         return
-    current = crop.crop.extract(out)
+    current = place.extract(out)
     blended = np.round(weight * patch + (1 - weight) * current).astype(np.uint8)
-    crop.crop.paste(out, blended, write)
+    place.paste(out, blended, write)

@@ -88,6 +88,20 @@ class Detections:
         return cls(persons, faces)
 
 
+def downscaled(image: np.ndarray, max_side: int) -> tuple[np.ndarray, float]:
+    """``image`` (uint8 RGB) downscaled to at most ``max_side`` pixels on its longest side
+    (or itself), and the scale factor (detections found on it map back with :func:`scale_detection`)."""
+    height, width = image.shape[:2]
+    factor = min(1.0, max_side / max(height, width))
+    if factor >= 1.0:
+        return image, 1.0
+    from PIL import Image
+
+    size = (max(1, round(width * factor)), max(1, round(height * factor)))
+    small = np.asarray(Image.fromarray(image).resize(size, Image.Resampling.BILINEAR, reducing_gap=3.0))
+    return small, small.shape[1] / width
+
+
 def scale_detection(detection: Detection, factor: float, image_height: int, image_width: int) -> Detection:
     """A detection found on an image scaled by ``factor``, mapped back to the full image."""
     box = detection.box
@@ -162,30 +176,65 @@ class DetectionFile:
         return Detections.from_json(entry, height, width)
 
 
+@dataclass(frozen=True)
+class ExportedDetections:
+    """What was anonymized in one image or video frame: one entry of an ``--export-detections``
+    file (module docstring).
+
+    Attributes:
+        file: The output's name relative to the output folder (a video: its name).
+        height: Image height in pixels.
+        width: Image width in pixels.
+        persons: Persons in the file's JSON form (box, score, COCO RLE mask, keypoints).
+        faces: Faces in the file's JSON form (box, score).
+        frame: Video frame index, or ``None`` for an image.
+        sha256: sha256 of the decoded pixels the detections were made on (images), or ``None``.
+    """
+
+    file: str
+    height: int
+    width: int
+    persons: list[dict[str, Any]]
+    faces: list[dict[str, Any]]
+    frame: int | None = None
+    sha256: str | None = None
+
+    @classmethod
+    def of(
+        cls, file: str, detections: Detections, height: int, width: int, frame: int | None = None,
+        sha256: str | None = None,
+    ) -> "ExportedDetections":
+        encoded = detections.to_json(height, width)
+        return cls(file, height, width, encoded["persons"], encoded["faces"], frame, sha256)
+
+    def to_json(self) -> dict[str, Any]:
+        """The entry as the file holds it (its keys in this order)."""
+        entry: dict[str, Any] = {"file": self.file}
+        if self.frame is not None:
+            entry["frame"] = self.frame
+        entry["size"] = [self.height, self.width]
+        if self.sha256 is not None:
+            entry["sha256"] = self.sha256
+        return {**entry, "persons": self.persons, "faces": self.faces}
+
+    @classmethod
+    def from_json(cls, entry: dict[str, Any]) -> "ExportedDetections":
+        height, width = entry["size"]
+        return cls(entry["file"], height, width, entry["persons"], entry["faces"], entry.get("frame"),
+                   entry.get("sha256"))
+
+
 def pixels_sha256(rgb: np.ndarray) -> str:
     """sha256 of decoded uint8 RGB pixels (what an exported image entry is recorded for)."""
     return hashlib.sha256(np.ascontiguousarray(rgb).tobytes()).hexdigest()
 
 
-def write_detections(path: Path, entries: list[dict[str, Any]]) -> None:
-    """Write ``{"images": entries}`` atomically."""
+def write_detections(path: Path, entries: list[ExportedDetections] | list[dict[str, Any]]) -> None:
+    """Write ``{"images": entries}`` atomically (entries as :class:`ExportedDetections`, or
+    already in their JSON form)."""
+    images = [entry.to_json() if isinstance(entry, ExportedDetections) else entry for entry in entries]
     try:
         with atomic_output(Path(path)) as temporary:
-            temporary.write_text(json.dumps({"images": entries}), encoding="utf-8")
+            temporary.write_text(json.dumps({"images": images}), encoding="utf-8")
     except OSError as error:
         raise InputError(f"{path}: cannot write the detections file: {error}") from error
-
-
-def check_writable(path: Path) -> None:
-    """Raise :class:`InputError` unless a file can be created at ``path`` (checked before a run,
-    so an unwritable ``--export-detections`` does not fail after all the work)."""
-    import os
-
-    path = Path(path)
-    if path.is_dir():
-        raise InputError(f"{path}: is a folder; --export-detections needs a file name")
-    folder = path.parent
-    while not folder.exists() and folder != folder.parent:
-        folder = folder.parent
-    if not folder.is_dir() or not os.access(folder, os.W_OK | os.X_OK):
-        raise InputError(f"{path}: cannot write there ({folder} is not a writable folder)")

@@ -1,9 +1,9 @@
 """Reading and writing images (Pillow), with atomic writes.
 
-Any format Pillow reads; EXIF orientation is applied; grayscale, palette, RGBA/LA, CMYK and
-16-bit images are turned into uint8 RGB for the pipeline and written back in their own
-mode, taking only the replaced pixels from the anonymized RGB (so every other pixel keeps
-its exact value). Metadata (EXIF, which may hold GPS positions) is not copied; the ICC
+Any format Pillow reads; EXIF orientation is applied; grayscale, palette, RGBA/LA, CMYK,
+bilevel and 16-bit images are turned into uint8 RGB for the pipeline and written back in
+their own mode where the output format stores it (:func:`compose_output`), taking only the
+replaced pixels from the anonymized RGB (so every other pixel keeps its exact value). Metadata (EXIF, which may hold GPS positions) is not copied; the ICC
 profile is. Outputs are written to a temporary file and renamed when complete
 (:func:`~sganon.core.atomic.atomic_output`): a failure never leaves a partial or
 unanonymized file under the output name.
@@ -79,7 +79,8 @@ def read_image(path: Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> LoadedImage:
                         )
                     file_format = image.format or "PNG"
                     image.load()
-                    upright = ImageOps.exif_transpose(image)
+                    ImageOps.exif_transpose(image, in_place=True)  # not a copy (a 96 MP photo: 384 MB)
+                    upright = image
             finally:
                 Image.MAX_IMAGE_PIXELS = limit
     except UnidentifiedImageError as error:
@@ -125,21 +126,39 @@ def output_format(loaded: LoadedImage, extension: str | None) -> str:
     return loaded.format
 
 
+#: Modes the output keeps only where its format can store them (else: the RGB the pipeline saw).
+STORABLE = {
+    "CMYK": {"JPEG", "TIFF"},  # PNG, BMP, GIF, WebP cannot hold CMYK
+    "P": {"PNG", "TIFF", "GIF", "BMP"},
+    "1": {"PNG", "TIFF", "GIF", "BMP", "JPEG", "PPM"},
+}
+
+
 def compose_output(loaded: LoadedImage, anonymized: np.ndarray, replaced: np.ndarray, file_format: str) -> Any:
     """The output Pillow image: the original's mode, replaced pixels from ``anonymized``
     (for RGB images ``anonymized`` itself is completed in place and used).
 
-    Pixels outside ``replaced`` keep their original values exactly (in any mode that the
-    output format can store; JPEG cannot store alpha or 16 bits, so those are converted).
+    Pixels outside ``replaced`` keep their original values exactly, in any mode the output
+    format can store (docs/anonymize.md, "Images"): L, RGBA, LA and 16/32-bit gray as they
+    are; CMYK, palette (P, its own palette; with a transparent colour: RGBA) and bilevel (1)
+    with the replaced pixels converted from RGB (Pillow's conversion; palette: the nearest
+    colour of the image's palette). Other modes (YCbCr, LAB, F, ...) and modes the format
+    cannot store are written as the RGB the pipeline saw. JPEG cannot store alpha or 16 bits,
+    so those are converted.
     """
     from PIL import Image
 
     original = loaded.original
     mode = loaded.mode
     where = replaced[..., None]
+    if mode == "P" and "transparency" in original.info:
+        original, mode = original.convert("RGBA"), "RGBA"
     if mode == "RGB":
-        # In place (no image-sized temporary): ``anonymized`` becomes the output's pixels.
+        # In place (no image-sized temporary): ``anonymized`` becomes the output's pixels, and
+        # ``loaded.rgb`` (equal to it now) lets the input's buffer go before Pillow copies the
+        # output (a 96 MP photo: 288 MB less at the run's memory peak).
         np.copyto(anonymized, loaded.rgb, where=~where)
+        loaded.rgb = anonymized
         result = Image.fromarray(anonymized)
     elif mode in ("RGBA", "LA", "L"):
         base = np.asarray(original)
@@ -158,7 +177,17 @@ def compose_output(loaded: LoadedImage, anonymized: np.ndarray, replaced: np.nda
         merged = np.where(replaced, fresh, base)
         # uint16 arrays become mode I;16, int32 arrays mode I.
         result = Image.fromarray(merged.astype(np.uint16 if mode.startswith("I;16") else np.int32))
-    else:  # P, 1, CMYK, YCbCr, F, ...: the RGB the pipeline saw, replaced pixels anonymized
+    elif mode in STORABLE and file_format in STORABLE[mode]:
+        if mode == "P":
+            fresh_image = Image.fromarray(anonymized).quantize(palette=original, dither=Image.Dither.NONE)
+        else:
+            fresh_image = Image.fromarray(anonymized).convert(mode)
+        base, fresh = np.asarray(original), np.asarray(fresh_image)
+        merged = np.where(where if base.ndim == 3 else replaced, fresh, base)
+        result = Image.fromarray(merged, mode if mode == "CMYK" else None)  # 4 channels would read as RGBA
+        if mode == "P":
+            result.putpalette(original.getpalette())
+    else:  # YCbCr, LAB, F, ..., or a mode the format cannot store: the RGB the pipeline saw
         base = to_rgb8(original)
         result = Image.fromarray(np.where(where, anonymized, base))
     if file_format == "JPEG":
@@ -172,7 +201,9 @@ def compose_output(loaded: LoadedImage, anonymized: np.ndarray, replaced: np.nda
 def write_image(
     path: Path, loaded: LoadedImage, anonymized: np.ndarray, replaced: np.ndarray, extension: str | None = None
 ) -> None:
-    """Write the anonymized image atomically, in the input's format unless ``extension`` is given."""
+    """Write the anonymized image atomically, in the input's format unless ``extension`` is given.
+    For RGB inputs ``anonymized`` is completed in place and ``loaded.rgb`` is then that array
+    (:func:`compose_output`)."""
     file_format = output_format(loaded, extension)
     image = compose_output(loaded, anonymized, replaced, file_format)
     options: dict[str, Any] = {}

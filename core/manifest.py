@@ -4,18 +4,21 @@ Each line records what one input became::
 
     {"input": "in/a.jpg", "name": "a.jpg", "size": 1234, "sha256": HEX, "settings": HEX,
      "output": "a.jpg", "output_sha256": HEX, "outputs": {"a.jpg": HEX, ...},
-     "status": "done" | "failed", "error": "" | WHY}
+     "status": "done" | "failed" | "interrupted", "error": "" | WHY}
 
 ``settings`` fingerprints what decides the outputs (pipeline, options, output settings);
 ``output`` is the input's main output (relative to the output folder), ``outputs`` every
-file written for it (COCO images, visualizations). A run lists every input exactly once.
+file written for it (COCO images, visualizations). A run lists every input exactly once;
+``interrupted`` marks the input a signal stopped (nothing was written for it) and those
+after it (:mod:`sganon.core.interrupt`).
 
 Before any work (:func:`plan_run`): temporary files a killed run left are removed;
 with ``resume``, inputs whose record says done, whose input is unchanged (size and sha256)
 and whose outputs are all present with the recorded sha256 are skipped (their records are
-carried over); any other input whose output already exists is refused unless ``overwrite``
-(or, with ``resume``, the old manifest records that output as this input's: a changed input
-or other settings then replace it).
+carried over). Whether outputs that exist may be replaced is decided before that, with
+every other path of the run, by :func:`sganon.core.output_plan.plan_outputs` (unless
+``overwrite``, only outputs the old manifest records as that input's, with ``resume``: a
+changed input or other settings then replace them).
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -34,6 +37,7 @@ from .jobs import Job, confined_name, job_output_name, output_name
 MANIFEST_NAME = "manifest.jsonl"
 DONE = "done"
 FAILED = "failed"
+INTERRUPTED = "interrupted"
 
 
 def file_sha256(path: Path) -> str:
@@ -44,16 +48,65 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def input_facts(job: Job, settings: str = "") -> dict[str, Any]:
-    """The manifest fields of a job's input: path, relative name, size and sha256, and the
-    fingerprint of the run's settings (an input done with other settings is not complete)."""
-    return {
-        "input": str(job.source),
-        "name": job.name,
-        "size": job.source.stat().st_size,
-        "sha256": file_sha256(job.source),
-        "settings": settings,
-    }
+@dataclass(frozen=True)
+class InputFacts:
+    """The manifest fields of a job's input.
+
+    Attributes:
+        input: The input's path as given.
+        name: Its name relative to its input root (unique in a run).
+        size: Its size in bytes.
+        sha256: Its content's sha256.
+        settings: The fingerprint of the run's settings (an input done with other settings is
+            not complete).
+    """
+
+    input: str
+    name: str
+    size: int
+    sha256: str
+    settings: str
+
+
+@dataclass(frozen=True)
+class ManifestRecord:
+    """One line of ``manifest.jsonl`` (module docstring): an input and what it became.
+
+    Attributes:
+        facts: The input.
+        status: ``"done"`` or ``"failed"``.
+        output: The main output, relative to the output folder ("" when none).
+        output_sha256: Its sha256 ("" when none).
+        outputs: ``{path relative to the output folder: sha256}`` of every file written for it.
+        error: Why it failed ("" when done).
+    """
+
+    facts: InputFacts
+    status: str
+    output: str = ""
+    output_sha256: str = ""
+    outputs: dict[str, str] = field(default_factory=dict)
+    error: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            **asdict(self.facts),
+            "output": self.output,
+            "output_sha256": self.output_sha256,
+            "outputs": self.outputs,
+            "status": self.status,
+            "error": self.error,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> "ManifestRecord":
+        facts = InputFacts(*(data[name] for name in InputFacts.__dataclass_fields__))
+        return cls(facts, data["status"], data["output"], data["output_sha256"], dict(data["outputs"]), data["error"])
+
+
+def input_facts(job: Job, settings: str = "") -> InputFacts:
+    """The facts of a job's input (see :class:`InputFacts`)."""
+    return InputFacts(str(job.source), job.name, job.source.stat().st_size, file_sha256(job.source), settings)
 
 
 def settings_fingerprint(description: dict[str, Any]) -> str:
@@ -107,11 +160,12 @@ def read_manifest(path: Path) -> dict[str, dict[str, Any]]:
     return records
 
 
-def is_complete(record: dict[str, Any] | None, facts: dict[str, Any], output: Path) -> bool:
-    """Whether a recorded input is done, unchanged, and its outputs are all there, unchanged."""
+def is_complete(record: dict[str, Any] | None, facts: InputFacts, output: Path) -> bool:
+    """Whether a recorded input (a line read back, unchecked) is done, unchanged, and its
+    outputs are all there, unchanged."""
     if not record or record.get("status") != DONE:
         return False
-    if any(record.get(key) != facts[key] for key in ("size", "sha256", "settings")):
+    if any(record.get(key) != getattr(facts, key) for key in ("size", "sha256", "settings")):
         return False
     outputs = record.get("outputs")
     if not isinstance(outputs, dict) or not outputs:
@@ -135,48 +189,34 @@ class RunPlan:
     """
 
     todo: list[Job] = field(default_factory=list)
-    facts: dict[str, dict[str, Any]] = field(default_factory=dict)
-    carried: list[dict[str, Any]] = field(default_factory=list)
+    facts: dict[str, InputFacts] = field(default_factory=dict)
+    carried: list[ManifestRecord] = field(default_factory=list)
     removed: list[Path] = field(default_factory=list)
 
 
 def plan_run(
     jobs: list[Job],
     output: Path,
-    extension: str | None,
-    visualize: bool,
     resume: bool,
-    overwrite: bool,
     settings: str = "",
 ) -> RunPlan:
-    """Decide, before any work, which jobs run (module docstring); raises :class:`InputError`
-    naming the outputs that exist when neither ``resume`` covers them nor ``overwrite`` is given.
-    ``settings``: :func:`settings_fingerprint` of the run (recorded; resumed inputs must match)."""
+    """Decide, before any work, which jobs run (module docstring). Whether the run may write
+    its outputs (existing files, ``--overwrite``) was decided before, by
+    :func:`sganon.core.output_plan.plan_outputs`. ``settings``: :func:`settings_fingerprint`
+    of the run (recorded; resumed inputs must match)."""
     output = Path(output)
     plan = RunPlan(removed=remove_temporaries(output))
     previous = read_manifest(output / MANIFEST_NAME) if resume else {}
-    existing = []
     for job in jobs:
         facts = input_facts(job, settings)
         if resume and is_complete(previous.get(job.name), facts, output):
-            plan.carried.append(previous[job.name])
+            done = previous[job.name]
+            plan.carried.append(
+                ManifestRecord(facts, DONE, str(done.get("output", "")), str(done.get("output_sha256", "")), done["outputs"])
+            )
             continue
         plan.todo.append(job)
         plan.facts[job.name] = facts
-        if not overwrite:
-            # With resume, outputs the manifest records for this input are sganon's to replace.
-            ours = set((previous.get(job.name) or {}).get("outputs") or {})
-            existing += [
-                name
-                for name in expected_outputs(job, extension, visualize)
-                if (output / name).exists() and name not in ours
-            ]
-    if existing:
-        shown = ", ".join(existing[:5]) + (f" and {len(existing) - 5} more" if len(existing) > 5 else "")
-        raise InputError(
-            f"{len(existing)} output(s) already exist in {output}: {shown}. Nothing was written. Use --resume to "
-            "skip the inputs a previous run completed, or --overwrite to replace the outputs"
-        )
     return plan
 
 
@@ -184,7 +224,7 @@ class ManifestWriter:
     """Writes ``manifest.jsonl`` anew: the carried records first, then one line per finished
     input, each flushed and fsynced (a killed run keeps every record it wrote)."""
 
-    def __init__(self, output: Path, carried: Iterable[dict[str, Any]] = ()) -> None:
+    def __init__(self, output: Path, carried: Iterable[ManifestRecord] = ()) -> None:
         output.mkdir(parents=True, exist_ok=True)
         self.path = output / MANIFEST_NAME
         self.handle = open(self.path, "w", encoding="utf-8")
@@ -192,11 +232,12 @@ class ManifestWriter:
         for record in carried:
             self.add(record)
 
-    def add(self, record: dict[str, Any]) -> None:
-        if record["name"] in self.names:  # every input is listed once
+    def add(self, record: ManifestRecord) -> None:
+        name = record.facts.name
+        if name in self.names:  # every input is listed once
             return
-        self.names.add(record["name"])
-        self.handle.write(json.dumps(record, sort_keys=True) + "\n")
+        self.names.add(name)
+        self.handle.write(json.dumps(record.to_json(), sort_keys=True) + "\n")
         self.handle.flush()
         os.fsync(self.handle.fileno())
 

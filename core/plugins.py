@@ -43,6 +43,7 @@ class PluginInfo:
     module: str
     loaded: bool = False
     error: str | None = None
+    #: What it registered, by kind (filled by :func:`sganon.core.components.describe_plugins`).
     components: dict[str, list[str]] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
@@ -123,8 +124,6 @@ class PluginManager:
         )
 
     def _import(self, info: PluginInfo, entry_point: EntryPoint) -> None:
-        from .registry import DATASETS, HOOKS, MODELS
-
         try:
             module = importlib.import_module(entry_point.value)
         except Exception as error:  # a broken plugin must not take the others down
@@ -133,17 +132,6 @@ class PluginManager:
         if not self.hooks.is_registered(module):
             self.hooks.register(module, name=info.name)
         info.loaded = True
-        prefix = module.__name__
-        for registry, forced_kind in ((MODELS, None), (DATASETS, "dataset"), (HOOKS, "hook")):
-            for key, cls in registry.module_dict.items():
-                owner = getattr(cls, "__module__", "")
-                if owner == prefix or owner.startswith(prefix + "."):
-                    from .interfaces import kind_of
-
-                    kind = forced_kind or kind_of(cls)
-                    info.components.setdefault(kind, []).append(key)
-        for names in info.components.values():
-            names.sort()
 
 
 _manager: PluginManager | None = None

@@ -25,15 +25,14 @@ from .checkpoints import load_checkpoint_component, save_checkpoint
 from .components import component_class
 from .errors import WeightsError
 from .presets import Preset, all_presets, get_preset
+from .third_party import HOME_ENV, sganon_cache
 
-HOME_ENV = "SGANON_HOME"
 CHUNK = 1 << 20
 
 
 def sganon_home() -> Path:
     """The cache root: ``$SGANON_HOME`` or ``~/.cache/sganon``."""
-    value = os.environ.get(HOME_ENV)
-    return Path(value).expanduser() if value else Path.home() / ".cache" / "sganon"
+    return sganon_cache()
 
 
 def weights_dir() -> Path:
@@ -281,6 +280,11 @@ def load_preset_weights(name: str, device: str | torch.device = "cpu") -> Any:
 
 def load_preset(name: str, device: str | torch.device = "cpu") -> tuple[Any, dict[str, Any]]:
     """Like :func:`load_preset_weights`, also returning the component's constructor arguments."""
+    return load_checkpoint_component(check_installed(name), device)
+
+
+def check_installed(name: str) -> Path:
+    """The checkpoint of preset ``name``; :class:`WeightsError` saying how to get it when it is missing."""
     preset = weighted_preset(name)
     path = weights_path(name)
     if not path.is_file():
@@ -288,10 +292,11 @@ def load_preset(name: str, device: str | torch.device = "cpu") -> tuple[Any, dic
             f"the weights of {name!r} are not installed (looked for {path}); run `sganon weights pull {name}` "
             f"or, offline, `sganon weights import {name} FILE` with the file from {preset.weights.url}"
         )
-    return load_checkpoint_component(path, device)
+    return path
 
 
 __all__ = [
+    "check_installed",
     "download",
     "file_sha256",
     "import_weights",

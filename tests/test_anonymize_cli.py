@@ -140,6 +140,42 @@ def test_folders_are_mirrored_and_modes_kept(tmp_path):
     assert (np.asarray(Image.open(out / "sub/alpha.png"))[..., 3] == 128).all()  # alpha kept
 
 
+@pytest.mark.parametrize(
+    ("name", "mode", "ext", "written_mode"),
+    [
+        ("print.tif", "CMYK", None, "CMYK"),
+        ("print.jpg", "CMYK", None, "CMYK"),
+        ("print.tif", "CMYK", "png", "RGB"),  # PNG cannot hold CMYK
+        ("palette.png", "P", None, "P"),
+        ("bilevel.png", "1", None, "1"),
+    ],
+)
+def test_cmyk_palette_and_bilevel_images_keep_their_mode(tmp_path, name, mode, ext, written_mode):
+    """Issue 21: a CMYK TIFF was written as RGB (the docs promise the input's mode)."""
+    rgb = random_rgb(seed=5)
+    source = Image.fromarray(rgb)
+    source = source.quantize(64) if mode == "P" else source.convert(mode)
+    source.save(tmp_path / name)
+    stored = Image.open(tmp_path / name)
+    given = detections_file(tmp_path / "given.json", [name], face=False)
+    extra = ["--ext", ext] if ext else []
+    result = run(str(tmp_path / name), "-o", str(tmp_path / "out"), "--generator", "mask-out", "--detections",
+                 str(given), *extra)
+    assert result.exit_code == 0, result.output
+    written = Image.open(tmp_path / "out" / (Path(name).stem + "." + ext if ext else name))
+    assert written.mode == written_mode and written.size == (WIDTH, HEIGHT)
+    far = np.ones((HEIGHT, WIDTH), bool)
+    far[4:48, 16:44] = False
+    if written.format != "JPEG":  # lossless: every pixel far from the person keeps its value
+        expected = np.asarray(stored if written_mode == mode else stored.convert("RGB"))
+        assert np.array_equal(np.asarray(written)[far], expected[far])
+    masked = np.asarray(written.convert("RGB"))[person_mask()]
+    if mode == "P":  # the palette colour nearest to black, everywhere
+        assert len(np.unique(masked, axis=0)) == 1
+    else:
+        assert (masked <= 32).all()
+
+
 def test_exif_orientation_is_applied_and_ext_changes_the_format(tmp_path):
     stored = random_rgb(seed=7)  # 48 x 64 as stored; orientation 6 = rotate 90 degrees to view
     exif = Image.Exif()

@@ -121,7 +121,7 @@ def test_cli_build_writes_config_and_fails_clearly(tmp_path, test_components):
 
 @pytest.mark.parametrize("content, name", [("not a config (", "broken.py"), ("# text", "notes.md")])
 def test_unreadable_configs_are_config_errors(tmp_path, content, name):
-    from sganon.core.build import load_config
+    from sganon.core.spec import load_config
 
     path = tmp_path / name
     path.write_text(content)

@@ -163,18 +163,15 @@ def test_resume_skips_complete_inputs_and_redoes_the_rest(tmp_path) -> None:
 
 
 def test_sigterm_removes_the_temporary_file(tmp_path) -> None:
-    from sganon.cli.anonymize_cmd import stop_on_signals
     from sganon.core.atomic import atomic_output
+    from sganon.core.interrupt import Interrupted, signals_interrupt
 
-    restore = stop_on_signals()
-    try:
-        with pytest.raises(KeyboardInterrupt):
+    with signals_interrupt():
+        with pytest.raises(Interrupted) as raised:
             with atomic_output(tmp_path / "a.png") as temporary:
                 temporary.write_bytes(b"half an image")
                 os.kill(os.getpid(), signal.SIGTERM)
-    finally:
-        restore()
-    assert list(tmp_path.iterdir()) == []
+    assert raised.value.exit_code == 143 and list(tmp_path.iterdir()) == []
 
 
 def test_ray_engine_without_ray_names_the_extra(tmp_path, monkeypatch) -> None:
@@ -188,10 +185,57 @@ def test_ray_engine_without_ray_names_the_extra(tmp_path, monkeypatch) -> None:
 
 
 # ---------------------------------------------------------------------------- Ray
+#: A fault-injecting plugin for the killed-worker test: its generator is `mask-out` (noise), but
+#: the process that first creates FLAG exits at its second call, as a killed worker would.
+CRASH_PLUGIN = """
+import os
+
+from sganon.core import MODELS
+from sganon.plugins.baselines.anonymizers import MaskOut
+
+
+@MODELS.register_module()
+class CrashingMaskOut(MaskOut):
+    name = "crashing-mask-out"
+
+    def __init__(self, fill="noise", flag="", after=2):
+        super().__init__(fill)
+        self.flag, self.after, self.calls = flag, after, 0
+
+    def anonymize(self, batch, z=None, truncation=None, rng=None):
+        self.calls += 1
+        if self.calls == self.after:
+            try:
+                os.close(os.open(self.flag, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+            except FileExistsError:
+                pass  # another worker already died for this run: this one goes on
+            else:
+                os._exit(1)
+        return super().anonymize(batch, z, truncation, rng)
+"""
+
+
 @pytest.fixture(scope="module")
-def local_ray():
-    """A small Ray cluster on this machine, loopback only, shut down after the module."""
+def crash_site(tmp_path_factory) -> Path:
+    """A folder holding the crash plugin as an installed distribution (entry point included),
+    so that Ray's worker processes load it like any plugin; the driver imports it too."""
+    import importlib
+
+    from tests.test_plugins import make_distribution
+
+    site = make_distribution(tmp_path_factory.mktemp("crash_site"), "crashplug", "crashplug_module", CRASH_PLUGIN)
+    sys.path.insert(0, str(site))
+    importlib.import_module("crashplug_module")
+    return site
+
+
+@pytest.fixture(scope="module")
+def local_ray(crash_site):
+    """A small Ray cluster on this machine, loopback only, shut down after the module; its
+    workers find the crash plugin (PYTHONPATH)."""
     ray = pytest.importorskip("ray", reason="the `ray` extra is not installed (pip install -e '.[dev]')")
+    previous = os.environ.get("PYTHONPATH")
+    os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(crash_site), previous]))
     ray.init(
         num_cpus=2,
         include_dashboard=False,
@@ -203,6 +247,10 @@ def local_ray():
         yield ray
     finally:
         ray.shutdown()
+        if previous is None:
+            del os.environ["PYTHONPATH"]
+        else:
+            os.environ["PYTHONPATH"] = previous
 
 
 def test_ray_gives_the_local_engines_bytes_detections_and_manifest(local_ray, tmp_path) -> None:
@@ -225,19 +273,21 @@ def test_ray_gives_the_local_engines_bytes_detections_and_manifest(local_ray, tm
     assert runs["ray"][2] == runs["local"][2]
 
 
-def test_ray_run_survives_a_killed_worker_and_resume_does_no_work(local_ray, tmp_path, monkeypatch) -> None:
+def test_ray_run_survives_a_killed_worker_and_resume_does_no_work(local_ray, tmp_path) -> None:
     images, detections = make_dataset(tmp_path)
     flag = tmp_path / "a-worker-died"
-    monkeypatch.setenv("SGANON_TEST_FAIL_AFTER", f"2:{flag}")
+    config = tmp_path / "crash.py"  # the pipeline of PIPELINE, with the fault-injecting generator
+    config.write_text(f"anonymizer = dict(generator=dict(type='CrashingMaskOut', fill='noise', flag={str(flag)!r}))\n")
+    crashing = ["--config", config, *PIPELINE[2:]]
     out = tmp_path / "out"
-    args = [images, "-o", out, "--detections", detections, *PIPELINE]
+    args = [images, "-o", out, "--detections", detections, *crashing]
     result = anonymize(*args, "--engine", "ray", "--workers", "2")
     assert result.exit_code == 0, result.output
     assert flag.exists()  # a worker did exit mid-run
     records = manifest(out)
     assert sorted(r["name"] for r in records) == NAMES and {r["status"] for r in records} == {"done"}
     assert leftovers(out) == []
-    reference = tmp_path / "reference"
+    reference = tmp_path / "reference"  # the plain noise baseline, in this process
     assert anonymize(images, "-o", reference, "--detections", detections, *PIPELINE).exit_code == 0
     assert digests(out) == digests(reference)
     before = {p.name: p.stat().st_mtime_ns for p in out.iterdir() if p.name != "manifest.jsonl"}

@@ -14,6 +14,8 @@ import av
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from PIL import Image
 from sganon.cli.main import cli
 from sganon.core.rle import encode_rle
@@ -96,6 +98,86 @@ def test_export_detections_naming_an_input_is_refused_before_anything_is_written
     result = run(source, "-o", tmp_path / "out", "--export-detections", source, *NO_DETECTORS)
     assert result.exit_code == 2 and "is an input" in result.output
     assert source.read_bytes() == before and not (tmp_path / "out").exists()
+
+
+def test_an_existing_detections_file_is_replaced_only_with_overwrite(tmp_path):
+    """Issue 21: a JPEG beside the photos became JSON (exit 0, no --overwrite given)."""
+    source = photo(tmp_path / "in" / "a.png")
+    beside = photo(tmp_path / "beside.png", seed=1)
+    before = beside.read_bytes()
+    refused = run(source, "-o", tmp_path / "out", "--export-detections", beside, *NO_DETECTORS)
+    assert refused.exit_code == 2 and "already exists" in refused.output and "--overwrite" in refused.output
+    assert beside.read_bytes() == before and not (tmp_path / "out").exists()
+    replaced = run(source, "-o", tmp_path / "out", "--export-detections", beside, "--overwrite", *NO_DETECTORS)
+    assert replaced.exit_code == 0 and json.loads(beside.read_text())["images"][0]["file"] == "a.png"
+
+
+@pytest.mark.parametrize("where", ["output", "manifest", "visualization", "folder"])
+def test_detections_file_colliding_with_what_the_run_writes_is_refused(tmp_path, where):
+    source = photo(tmp_path / "in" / "a.png")
+    out = tmp_path / "out"
+    export = {
+        "output": out / "a.png",
+        "manifest": out / "manifest.jsonl",
+        "visualization": out / "a.visualization.png",
+        "folder": tmp_path / "in",
+    }[where]
+    result = run(source, "-o", out, "--export-detections", export, "--visualize", "--overwrite", *NO_DETECTORS)
+    assert result.exit_code == 2 and "--export-detections" in result.output, result.output
+    assert not out.exists() and [p.name for p in (tmp_path / "in").iterdir()] == ["a.png"]
+
+
+def test_unwritable_places_are_refused_before_anything_is_written(tmp_path):
+    """Checked by creating a file there (as root, permission bits say yes to everything)."""
+    source = photo(tmp_path / "in" / "a.png")
+    (tmp_path / "blocker").write_text("a file, not a folder")
+    nested = tmp_path / "nested"
+    photo(nested / "sub" / "b.png")
+    (tmp_path / "out2").mkdir()
+    (tmp_path / "out2" / "sub").write_text("a file where the run needs a folder")
+    cases = [
+        ([source, "-o", tmp_path / "blocker" / "out"], "is a file"),
+        ([source, "-o", tmp_path / "out", "--export-detections", "/proc/sganon-test/d.json"], "cannot write"),
+        ([nested, "-o", tmp_path / "out2"], "is a file, not a folder"),
+    ]
+    for args, message in cases:
+        result = run(*args, *NO_DETECTORS)
+        assert result.exit_code == 2 and message in result.output, (args, result.output)
+    assert not (tmp_path / "out").exists() and files_under(tmp_path / "out2") == [tmp_path / "out2" / "sub"]
+
+
+def test_a_manifest_that_sganon_did_not_write_is_replaced_only_with_overwrite(tmp_path):
+    source = photo(tmp_path / "in" / "a.png")
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "manifest.jsonl").write_text("my own notes\n")
+    refused = run(source, "-o", out, *NO_DETECTORS)
+    assert refused.exit_code == 2 and "not a sganon run manifest" in refused.output
+    assert (out / "manifest.jsonl").read_text() == "my own notes\n" and files_under(out) == []
+    assert run(source, "-o", out, *NO_DETECTORS, "--overwrite").exit_code == 0
+    assert run(photo(tmp_path / "in2" / "b.png"), "-o", out, *NO_DETECTORS).exit_code == 0  # sganon's: replaced
+
+
+@settings(max_examples=50, deadline=None)
+@given(
+    names=st.lists(st.text(min_size=1, max_size=12), max_size=4),
+    cut=st.floats(0, 1),
+)
+def test_every_manifest_sganon_writes_is_recognized_also_when_cut_short(names, cut):
+    """Whatever a run wrote, also when killed while appending, counts as sganon's manifest."""
+    import tempfile
+
+    from sganon.core.manifest import InputFacts, ManifestRecord, ManifestWriter
+    from sganon.core.output_plan import is_sganon_manifest
+
+    with tempfile.TemporaryDirectory() as folder:
+        with ManifestWriter(Path(folder)) as writer:
+            for name in names:
+                writer.add(ManifestRecord(InputFacts(f"in/{name}", name, 1, "0" * 64, ""), "done"))
+        path = Path(folder) / "manifest.jsonl"
+        data = path.read_bytes()
+        path.write_bytes(data[: int(len(data) * cut)])
+        assert is_sganon_manifest(path)
 
 
 # ------------------------------------------------------------------ 2. detections files

@@ -19,9 +19,9 @@ pytest.importorskip("fastapi", reason="the 'serve' extra is part of '.[dev]'")
 from fastapi.testclient import TestClient  # noqa: E402
 from sganon.cli.main import cli  # noqa: E402
 from sganon.cli.serve_cmd import is_loopback  # noqa: E402
-from sganon.core.serve.app import create_app  # noqa: E402
-from sganon.core.serve.pipeline_adapter import verification_support  # noqa: E402
-from sganon.core.serve.workspace import Limits, display_name  # noqa: E402
+from sganon.serve.app import create_app  # noqa: E402
+from sganon.serve.pipeline_adapter import verification_support  # noqa: E402
+from sganon.serve.workspace import Limits, display_name  # noqa: E402
 
 
 def png_bytes(array: np.ndarray) -> bytes:
@@ -251,3 +251,15 @@ def test_cli_help_and_missing_extra(monkeypatch):
     missing = runner.invoke(cli, ["serve"])
     assert missing.exit_code != 0
     assert "'serve' extra" in missing.output and ".[serve]" in missing.output
+
+
+def test_the_banner_says_in_one_line_why_the_baseline_runs_and_links_the_weights_guide(make_client):
+    """Without imported weights: a short line (no URL, cache path or shell command; the CLI
+    prints those), and the weights guide the page links to."""
+    client = make_client()
+    notice = client.get("/api/generator").json()["notice"]
+    assert notice == "Baseline in use, not the realistic generator vsam.fba-configE: its weights are not imported."
+    assert "/guide/weights" in client.get("/static/app.js").text
+    guide = client.get("/guide/weights")
+    assert guide.status_code == 200 and guide.headers["content-type"].startswith("text/plain")
+    assert "sganon weights import" in guide.text and guide.text.startswith("# Weights")

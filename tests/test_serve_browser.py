@@ -55,7 +55,7 @@ def free_port() -> int:
 def server(tmp_path_factory):
     """Base URL of ``sganon serve``'s app running in a thread (uvicorn, loopback)."""
     uvicorn = pytest.importorskip("uvicorn", reason="the 'serve' extra is part of '.[dev]'")
-    from sganon.core.serve.app import create_app
+    from sganon.serve.app import create_app
 
     port = free_port()
     app = create_app(allowed_hosts=["127.0.0.1"])

@@ -3,6 +3,7 @@ truncated videos, streams that are not copied. Tiny clips made here (baseline ge
 
 from __future__ import annotations
 
+import hashlib
 import json
 import threading
 from fractions import Fraction
@@ -110,6 +111,23 @@ def packets(path: Path, kind: str = "video") -> list[tuple[int | None, bytes]]:
         return [(p.pts, bytes(p)) for p in container.demux(stream) if p.size]
 
 
+def frames_to_encoder(monkeypatch) -> dict[str, list[str]]:
+    """Records the sha256 of every frame each video run hands to the H.264 encoder (one list
+    per output, in run order). Runs are compared on these: libx264 was seen to encode
+    identical frames into different bytes on a heavily loaded machine."""
+    from sganon.core.video import VideoTranscoder
+
+    runs: dict[str, list[str]] = {}
+    write = VideoTranscoder.write
+
+    def recording_write(self, rgb):
+        runs.setdefault(str(self.destination), []).append(hashlib.sha256(np.ascontiguousarray(rgb)).hexdigest())
+        return write(self, rgb)
+
+    monkeypatch.setattr(VideoTranscoder, "write", recording_write)
+    return runs
+
+
 def decoded(path: Path) -> list[np.ndarray]:
     with av.open(str(path)) as container:
         return [frame.to_ndarray(format="rgb24") for frame in container.decode(video=0)]
@@ -124,14 +142,16 @@ def run_cli(*args):
 
 
 # ------------------------------------------------------------------ A. overlapped stages
-def test_overlapped_stages_write_the_same_packets_as_one_thread(tmp_path):
+def test_overlapped_stages_write_the_same_frames_as_one_thread(tmp_path, monkeypatch):
     source = tmp_path / "clip.mp4"
     make_video(source, frames=30, language="eng")
     detections = person_detections(tmp_path / "given.json", "clip.mp4", 30)
+    encoded = frames_to_encoder(monkeypatch)
     one = anonymize_api(source, tmp_path / "one", detections, overlap=False)
     overlapped = anonymize_api(source, tmp_path / "overlapped", detections, overlap=True)
     assert not one.failed and not overlapped.failed
-    assert packets(tmp_path / "overlapped" / "clip.mp4") == packets(tmp_path / "one" / "clip.mp4")
+    first, second = encoded.values()
+    assert len(first) == 30 and first == second  # the same frames, in the same order
     assert packets(tmp_path / "overlapped" / "clip.mp4", "audio") == packets(tmp_path / "one" / "clip.mp4", "audio")
     frames = decoded(tmp_path / "overlapped" / "clip.mp4")
     assert len(frames) == 30
@@ -255,16 +275,18 @@ def test_subtitles_are_dropped_with_a_notice_and_audio_keeps_its_language(tmp_pa
     assert b"Alice Example" not in (tmp_path / "out" / "clip.mp4").read_bytes()
 
 
-def test_frame_batches_give_the_frames_of_single_frame_runs(tmp_path):
-    """--frame-batch: the same output bytes as frame by frame (an any-size generator runs per
+def test_frame_batches_give_the_frames_of_single_frame_runs(tmp_path, monkeypatch):
+    """--frame-batch: the same frames as frame by frame (an any-size generator runs per
     frame inside a batch, so even its random draws keep their order)."""
     source = tmp_path / "clip.mp4"
     make_video(source, frames=12)
     detections = person_detections(tmp_path / "d.json", "clip.mp4", 12)
+    encoded = frames_to_encoder(monkeypatch)
     one = anonymize_api(source, tmp_path / "one", detections)
     batched = anonymize_api(source, tmp_path / "batched", detections, frame_batch=5)
     assert not one.failed and not batched.failed
-    assert packets(tmp_path / "one" / "clip.mp4") == packets(tmp_path / "batched" / "clip.mp4")
+    first, second = encoded.values()
+    assert len(first) == 12 and first == second  # the same frames, in the same order
     assert len(batched.timings) == 12
 
 

@@ -1,67 +1,32 @@
-"""The local engine: jobs one after another in this process, each recorded in the manifest."""
+"""The local engine: jobs one after another in this process (the one loop,
+:func:`~sganon.core.runners.run_jobs`), each recorded in the manifest."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Callable
 
+from ..interrupt import as_interruption
 from ..jobs import Job, job_output_name
-from ..manifest import DONE, FAILED, ManifestWriter, RunPlan, outputs_record
-from ..runners import FileAnonymizer, RunResult
+from ..manifest import DONE, FAILED, INTERRUPTED, InputFacts, ManifestRecord, ManifestWriter, RunPlan, outputs_record
+from ..runners import FileAnonymizer, RunResult, run_jobs
 from ..runners.settings import Progress
 
 
-#: The record of an input a run stopped before.
-NOT_RUN = {
-    "output": "",
-    "output_sha256": "",
-    "outputs": {},
-    "status": FAILED,
-    "error": "not processed: the run stopped at the first failure (use --continue-on-error)",
-}
+#: Why an input a run stopped before has no output.
+NOT_RUN = "not processed: the run stopped at the first failure (use --continue-on-error)"
 
 
-@dataclass
-class JobOutcome:
-    """One job's result: its manifest record and what the run result collects."""
-
-    record: dict[str, Any]
-    result: RunResult = field(default_factory=RunResult)
-
-
-def run_job(
-    runner: FileAnonymizer,
-    job: Job,
-    facts: dict[str, Any],
-    continue_on_error: bool = True,
-    frame_progress: Callable[[Job, int | None], Progress] | None = None,
-) -> JobOutcome:
-    """Run one job and describe it for the manifest (``facts``: :func:`input_facts`)."""
-    result = runner.run([job], continue_on_error, frame_progress=frame_progress)
+def job_record(runner: FileAnonymizer, job: Job, facts: InputFacts, result: RunResult) -> ManifestRecord:
+    """The manifest record of one job's result (``facts``: :func:`~sganon.core.manifest.input_facts`);
+    the local and the Ray engine record alike."""
     output = runner.output
     main = job_output_name(job, runner.settings.extension)
     written = list(result.written)
     visualizations = [p.with_name(p.stem + ".visualization.png") for p in written]
     outputs = outputs_record(output, [*written, *(p for p in visualizations if p.is_file())])
     errors = [f"{path}: {why}" if Path(path) != job.source else why for path, why in result.failed]
-    record = {
-        **facts,
-        "output": main,
-        "output_sha256": outputs.get(main, ""),
-        "outputs": outputs,
-        "status": FAILED if errors else DONE,
-        "error": "; ".join(errors),
-    }
-    return JobOutcome(record, result)
-
-
-def merge(into: RunResult, part: RunResult) -> None:
-    into.written += part.written
-    into.failed += part.failed
-    into.notices += part.notices
-    into.detections += part.detections
-    into.timings += part.timings
+    return ManifestRecord(facts, FAILED if errors else DONE, main, outputs.get(main, ""), outputs, "; ".join(errors))
 
 
 def run_local(
@@ -74,18 +39,23 @@ def run_local(
 ) -> RunResult:
     """Run ``plan.todo`` in order, writing the manifest; stops at the first failure unless
     ``continue_on_error`` (the inputs not run are then recorded as failed, so not run)."""
-    result = RunResult(skipped=list(skipped or []))
     with ManifestWriter(runner.output, plan.carried) as manifest:
-        for number, job in enumerate(plan.todo):
-            try:
-                outcome = run_job(runner, job, plan.facts[job.name], continue_on_error, frame_progress)
-            finally:
-                if on_job is not None:
-                    on_job(job)
-            manifest.add(outcome.record)
-            merge(result, outcome.result)
-            if outcome.result.failed and not continue_on_error:
-                for rest in plan.todo[number + 1 :]:
-                    manifest.add({**plan.facts[rest.name], **NOT_RUN})
-                break
+        recorded: set[str] = set()
+
+        def record(job: Job, result: RunResult) -> None:
+            manifest.add(job_record(runner, job, plan.facts[job.name], result))
+            recorded.add(job.name)
+
+        try:
+            result = run_jobs(runner, plan.todo, continue_on_error, on_job, frame_progress, skipped, on_result=record)
+        except KeyboardInterrupt as error:  # SIGINT, SIGTERM: nothing was written for the current input
+            why = str(as_interruption(error))
+            left = [job for job in plan.todo if job.name not in recorded]
+            for number, job in enumerate(left):
+                reason = f"{why} before it was finished" if number == 0 else f"not processed: the run was {why}"
+                manifest.add(ManifestRecord(plan.facts[job.name], INTERRUPTED, error=reason))
+            raise
+        for rest in plan.todo:
+            if rest.name not in recorded:
+                manifest.add(ManifestRecord(plan.facts[rest.name], FAILED, error=NOT_RUN))
     return result

@@ -3,7 +3,7 @@
 The driver (``sganon anonymize --engine ray``) turns the jobs into tasks (up to
 ``images_per_task`` images, or one video, or one COCO dataset) and maps them over a pool of
 actors (:class:`AnonymizeWorker`). Each actor builds the pipeline once from the run's
-:class:`~sganon.core.engines.PipelineRecipe`, anonymizes its tasks with the same runners
+:class:`~sganon.core.spec.RunSpec` (the one the driver resolved), anonymizes its tasks with the same runners
 as the local engine and writes the outputs itself, atomically; it returns one manifest
 record per input. The driver writes ``manifest.jsonl`` as records arrive and the
 detections file at the end, in input order, so the output tree is the local engine's.
@@ -17,10 +17,6 @@ retried (``max_restarts``, ``max_task_retries``); a retried task rewrites the sa
 Temporary files a dead worker left are removed when the run ends. Inputs and the output
 folder must be at the same path on every node (a shared file system) for a multi-node cluster.
 
-Test hook (not a user option): ``SGANON_TEST_FAIL_AFTER=N[:FLAG]`` in the driver's
-environment makes a worker process exit after N inputs; with ``FLAG`` (a file path), only
-the first worker that creates that file does (so the retry succeeds).
-
 Ray is an optional extra (``pip install 'sganon[ray]'``); it is imported only here.
 """
 
@@ -33,15 +29,16 @@ from pathlib import Path
 from typing import Any, Callable
 
 from ..atomic import remove_temporaries
+from ..detections import ExportedDetections
 from ..errors import ConfigError
 from ..jobs import Job
-from ..manifest import ManifestWriter, RunPlan
+from ..manifest import InputFacts, ManifestRecord, ManifestWriter, RunPlan
 from ..runners import RunResult, RunSettings
-from . import PipelineRecipe
-from .local import merge
+from ..spec import RunSpec
+from .local import job_record
 
 #: Environment variables a worker takes from the driver (wherever the cluster started it).
-FORWARDED_ENVIRONMENT = ("SGANON_HOME", "SGANON_BLOCK_PLUGINS", "SGANON_TEST_FAIL_AFTER")
+FORWARDED_ENVIRONMENT = ("SGANON_HOME", "SGANON_BLOCK_PLUGINS")
 #: How often Ray restarts a dead worker and retries its task before the run fails.
 MAX_RESTARTS = 4
 RAY_EXTRA_HINT = "the Ray engine needs the `ray` extra: pip install 'sganon[ray]' (ray[data] 2.58)"
@@ -92,7 +89,7 @@ class AnonymizeWorker:
     """A Ray Data actor: builds the pipeline once, then anonymizes tasks of jobs.
 
     Args:
-        recipe: The pipeline to build.
+        spec: The pipeline to build (resolved by the driver: workers choose nothing).
         settings: How files are written (as the local engine's).
         output: The output folder (the same path on every node).
         facts: Input facts (path, size, sha256) per job name, recorded in the manifest.
@@ -102,76 +99,51 @@ class AnonymizeWorker:
 
     def __init__(
         self,
-        recipe: PipelineRecipe,
+        spec: RunSpec,
         settings: RunSettings,
         output: str,
-        facts: dict[str, dict[str, Any]],
+        facts: dict[str, InputFacts],
         environment: dict[str, str],
         threads: int,
     ) -> None:
         import torch
 
+        from ..anonymizer import Anonymizer
+        from ..assembly import assemble_spec
         from ..runners import FileAnonymizer
 
         os.environ.update(environment)
         torch.set_num_threads(max(1, threads))
-        self.anonymizer = recipe.build()[1]
+        self.anonymizer = Anonymizer(assemble_spec(spec), spec.options)
         self.runner = FileAnonymizer(self.anonymizer, Path(output), settings)
         self.facts = facts
-        self.finished = 0
-        self.fail_after, self.fail_flag = parse_test_fault(environment.get("SGANON_TEST_FAIL_AFTER", ""))
 
     def __call__(self, batch: dict[str, Any]) -> dict[str, Any]:
         import numpy as np
 
-        from .local import run_job
-
         rows = []
         for task in batch["task"]:
             for entry in json.loads(str(task)):
-                self.maybe_die()
                 job = row_to_job(entry)
-                outcome = run_job(self.runner, job, self.facts[job.name])
-                result = outcome.result
+                result = self.runner.run_job(job, continue_on_error=True)
                 rows.append(
                     json.dumps(
                         {
                             "index": entry["index"],
-                            "record": outcome.record,
+                            "record": job_record(self.runner, job, self.facts[job.name], result).to_json(),
                             "written": [str(p) for p in result.written],
                             "failed": [[str(p), why] for p, why in result.failed],
                             "notices": result.notices,
-                            "detections": result.detections,
+                            "detections": [entry.to_json() for entry in result.detections],
                             "timings": result.timings,
                         }
                     )
                 )
-                self.finished += 1
         return {"outcome": np.array(rows, dtype=object)}
-
-    def maybe_die(self) -> None:
-        """The test hook of the module docstring."""
-        if self.fail_after is None or self.finished < self.fail_after:
-            return
-        if self.fail_flag is not None:
-            try:
-                os.close(os.open(self.fail_flag, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
-            except FileExistsError:
-                self.fail_after = None  # another worker already died for this run
-                return
-        os._exit(1)
-
-
-def parse_test_fault(value: str) -> tuple[int | None, str | None]:
-    """``SGANON_TEST_FAIL_AFTER`` parsed: ``(N, FLAG or None)``, or ``(None, None)`` when unset."""
-    if not value:
-        return None, None
-    count, _, flag = value.partition(":")
-    return int(count), flag or None
 
 
 def run_ray(
-    recipe: PipelineRecipe,
+    spec: RunSpec,
     settings: RunSettings,
     output: Path,
     plan: RunPlan,
@@ -190,7 +162,7 @@ def run_ray(
         address: A running cluster (``ray://HOST:10001`` or ``HOST:6379``, or ``"auto"``);
             ``None`` starts a local one for this run (or uses the one this process started).
         workers: Actors in the pool (each builds the pipeline once).
-        gpus_per_worker: GPUs each actor reserves (0: CPU only); the recipe's ``device``
+        gpus_per_worker: GPUs each actor reserves (0: CPU only); the spec's ``device``
             should then be ``cuda``.
         cpus_per_worker: CPUs each actor reserves (its torch threads).
         images_per_task: Images per task (a batch of the dataset).
@@ -229,7 +201,7 @@ def run_ray(
             batch_size=1,
             compute=ray.data.ActorPoolStrategy(size=workers),
             fn_constructor_kwargs={
-                "recipe": recipe,
+                "spec": spec,
                 "settings": settings,
                 "output": str(output),
                 "facts": plan.facts,
@@ -246,7 +218,7 @@ def run_ray(
             if outcome["index"] in by_index:  # a retried task's duplicate
                 continue
             by_index[outcome["index"]] = outcome
-            manifest.add(outcome["record"])
+            manifest.add(ManifestRecord.from_json(outcome["record"]))
             if on_job is not None:
                 on_job(jobs[outcome["index"]])
     finally:
@@ -260,11 +232,11 @@ def run_ray(
             written=[Path(p) for p in outcome["written"]],
             failed=[(Path(p), why) for p, why in outcome["failed"]],
             notices=outcome["notices"],
-            detections=outcome["detections"],
+            detections=[ExportedDetections.from_json(entry) for entry in outcome["detections"]],
             timings=outcome["timings"],
         )
-        merge(result, part)
+        result.add(part)
     return result
 
 
-__all__ = ["AnonymizeWorker", "PipelineRecipe", "import_ray", "make_tasks", "run_ray"]
+__all__ = ["AnonymizeWorker", "import_ray", "make_tasks", "run_ray"]

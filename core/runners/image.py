@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Callable
 
 from ..anonymizer import AnonymizedImage, Anonymizer
-from ..detections import Detections, pixels_sha256
+from ..detections import Detections, ExportedDetections, pixels_sha256
 from ..jobs import Job, output_name, path_inside
 from ..atomic import atomic_output
 from ..images import LoadedImage, read_image, write_image
@@ -60,12 +60,7 @@ class ImageRunner:
         result.refound += anonymized.refound
         if self.settings.export:
             result.detections.append(
-                {
-                    "file": output_name(name, extension),
-                    "size": [height, width],
-                    "sha256": pixels,
-                    **anonymized.detections.to_json(height, width),
-                }
+                ExportedDetections.of(output_name(name, extension), anonymized.detections, height, width, sha256=pixels)
             )
         if self.settings.visualize:
             from PIL import Image

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Callable
 
-from ..detections import DetectionFile
+from ..detections import DetectionFile, ExportedDetections
 from ..errors import InputError
 
 #: ``progress(frames_done_since_last_call)``.
@@ -65,7 +65,17 @@ class RunResult:
     failed: list[tuple[Path, str]] = field(default_factory=list)
     skipped: list[tuple[Path, str]] = field(default_factory=list)
     notices: list[str] = field(default_factory=list)
-    detections: list[dict[str, Any]] = field(default_factory=list)
+    detections: list[ExportedDetections] = field(default_factory=list)
     timings: list[dict[str, float]] = field(default_factory=list)
     #: Faces the verification pass found in outputs where nothing was replaced (and anonymized).
     refound: int = 0
+
+    def add(self, part: "RunResult") -> None:
+        """Append what another run (one job's) did."""
+        self.written += part.written
+        self.failed += part.failed
+        self.skipped += part.skipped
+        self.notices += part.notices
+        self.detections += part.detections
+        self.timings += part.timings
+        self.refound += part.refound

@@ -5,7 +5,9 @@ encoder thread writes the results, so decoding, anonymization and encoding overl
 decoders, numpy, torch and x264 release the GIL). Queues hold at most ``queue_size``
 items, so memory stays bounded whatever the video's length. The first error in any
 stage stops every stage; :meth:`StageThreads.finish` and :meth:`StageThreads.abort`
-join the threads and re-raise it, so the caller fails the input as a whole.
+join the threads and re-raise it, so the caller fails the input as a whole. Signals are
+handled in the main thread only (:mod:`sganon.core.interrupt`): an interruption there
+stops and joins the stages (``abort(raise_error=False)``) and goes on as an interruption.
 
 >>> stages = StageThreads(queue_size=2)
 >>> written = []
@@ -92,12 +94,13 @@ class StageThreads:
         self.join()
         self.raise_error()
 
-    def abort(self) -> None:
-        """Stop every stage (after an error here) and wait for them; raises a stage's own
-        error if one caused the stop."""
+    def abort(self, raise_error: bool = True) -> None:
+        """Stop every stage (after an error or an interruption here) and wait for them; raises
+        a stage's own error if one caused the stop (unless ``raise_error`` is false)."""
         self.stop.set()
         self.join()
-        self.raise_error()
+        if raise_error:
+            self.raise_error()
 
     # ------------------------------------------------------------------ internals
     def start(self, work: Callable[[], None], name: str) -> None:

@@ -14,7 +14,7 @@ from typing import Callable, Iterable, Iterator, NamedTuple, TypeVar
 import numpy as np
 
 from ..anonymizer import Anonymizer, FrameToAnonymize
-from ..detections import Detections
+from ..detections import Detections, ExportedDetections
 from ..errors import InputError
 from ..jobs import Job, output_name, path_inside
 from ..atomic import atomic_output
@@ -51,6 +51,7 @@ class VideoRunner:
         self.settings = settings
 
     def run(self, job: Job, result: RunResult, progress: Progress | None) -> None:
+        self.anonymizer.reseed(job.name)  # frames then draw in order, within this video only
         settings = self.settings
         name = job.name
         if job.source.suffix.lower() in MP4_INSTEAD:
@@ -72,6 +73,9 @@ class VideoRunner:
                     write = stages.consume(video.write)  # encoder thread
                     self.anonymize_frames(job, frames, write, result, progress)
                     stages.finish()
+                except KeyboardInterrupt:  # SIGINT, SIGTERM: stop the stages, report the interruption
+                    stages.abort(raise_error=False)
+                    raise
                 except BaseException as error:
                     stages.abort()  # raises the failing stage's error, if that caused the stop
                     if isinstance(error, Stopped):  # cannot happen without a stage error; never pass silently
@@ -115,12 +119,7 @@ class VideoRunner:
                     if settings.export:
                         height, width = rgb.shape[:2]
                         result.detections.append(
-                            {
-                                "file": job.name,
-                                "frame": index,
-                                "size": [height, width],
-                                **anonymized.detections.to_json(height, width),
-                            }
+                            ExportedDetections.of(job.name, anonymized.detections, height, width, frame=index)
                         )
                     if progress is not None:
                         progress(1)

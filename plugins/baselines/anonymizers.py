@@ -59,7 +59,11 @@ class BaselineAnonymizer(Generator):
         rng: torch.Generator | None = None,
     ) -> torch.Tensor:
         region = region_of(batch)
-        return torch.where(region, self.fill(batch, region, rng).to(batch.image.dtype), batch.image)
+        filled = self.fill(batch, region, rng).to(batch.image.dtype)
+        if filled.is_contiguous() and filled.data_ptr() != batch.image.data_ptr():
+            # A tensor of its own: composited in place (a full-resolution crop is 12 bytes a pixel).
+            return torch.where(region, filled, batch.image, out=filled)
+        return torch.where(region, filled, batch.image)
 
     def forward(self, batch: CropBatch, rng: torch.Generator | None = None) -> torch.Tensor:
         return self.anonymize(batch, rng=rng)
@@ -173,14 +177,25 @@ class Pixelate(BaselineAnonymizer):
                 continue
             y0, y1, x0, x1 = bounds
             block = max(1, math.ceil(subject_size(batch, i, bounds)[1] / self.blocks))
-            height = math.ceil((y1 - y0) / block) * block
             width = math.ceil((x1 - x0) / block) * block
-            weight = region[i : i + 1, :, y0:y1, x0:x1].to(out.dtype)
-            pixels = batch.image[i : i + 1, :, y0:y1, x0:x1] * weight
-            pad = (0, width - (x1 - x0), 0, height - (y1 - y0))
-            sums = F.avg_pool2d(F.pad(pixels, pad), block, divisor_override=1)
-            counts = F.avg_pool2d(F.pad(weight, pad), block, divisor_override=1)
-            means = sums / counts.clamp_min(1)
-            tiles = means.repeat_interleave(block, dim=2).repeat_interleave(block, dim=3)
-            out[i, :, y0:y1, x0:x1] = tiles[0, :, : y1 - y0, : x1 - x0]
+            # One row of blocks at a time, padded with zeros to whole blocks: block sums of the
+            # region's pixels and weights, then the means written back (crops can be full-resolution:
+            # nothing of the crop's size is allocated here).
+            weight = torch.zeros(1, 1, block, width, dtype=out.dtype, device=out.device)
+            plane = torch.zeros_like(weight)
+            for top in range(y0, y1, block):
+                bottom = min(top + block, y1)
+                inside = (..., slice(0, bottom - top), slice(0, x1 - x0))
+                weight.zero_()
+                weight[inside] = region[i : i + 1, :, top:bottom, x0:x1]
+                sums = []
+                for channel in range(out.shape[1]):
+                    plane.zero_()
+                    torch.mul(batch.image[i : i + 1, channel : channel + 1, top:bottom, x0:x1], weight[inside],
+                              out=plane[inside])
+                    sums.append(F.avg_pool2d(plane, block, divisor_override=1))
+                counts = F.avg_pool2d(weight, block, divisor_override=1)
+                means = torch.cat(sums, dim=1) / counts.clamp_min(1)  # [1, C, 1, width / block]
+                line = means[0, :, 0].repeat_interleave(block, dim=1)[:, : x1 - x0]
+                out[i, :, top:bottom, x0:x1] = line[:, None, :]
         return out

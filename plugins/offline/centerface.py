@@ -10,7 +10,6 @@ sizes and centre offsets. It finds profile, small and dark faces that MediaPipe 
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
@@ -66,9 +65,10 @@ class CenterFace:
                         dim.dim_param = name
             options = onnxruntime.SessionOptions()
             options.log_severity_level = 3  # the model lists its weights as inputs: silence that warning
+            # No memory arena: it would keep the largest run's buffers for the whole process.
+            options.enable_cpu_mem_arena = False
             if self.threads:
                 options.intra_op_num_threads = self.threads
-            os.environ.setdefault("ORT_LOGGING_LEVEL", "3")
             self._session = onnxruntime.InferenceSession(
                 model.SerializeToString(), options, providers=["CPUExecutionProvider"]
             )

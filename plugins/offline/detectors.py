@@ -24,7 +24,7 @@ import hashlib
 import math
 import threading
 from collections import OrderedDict
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from typing import Any, Callable, ClassVar
 
@@ -214,6 +214,8 @@ class FaceFinder:
         self.faces = FaceDetector(min_score=settings.min_score, device=device)
         # One onnxruntime thread: CenterFace runs beside the torch models.
         self.centerface = CenterFace(threads=1) if settings.use_centerface else None
+        if self.centerface is not None:
+            self.centerface.session()
         # Results of recent images, each served once more (the person detector and the face
         # detector ask for the same images, also in batches of video frames).
         self._recent: OrderedDict[bytes, list[ScoredBox]] = OrderedDict()
@@ -296,7 +298,8 @@ class FaceFinder:
                 try:
                     found = on_worker(self._torch_worker, self.mediapipe_batch, [images[i] for i in todo])
                 finally:
-                    found_by_centerface = centerface.result()  # also waits when MediaPipe failed
+                    wait([centerface])  # also when MediaPipe failed or the run was interrupted
+                found_by_centerface = centerface.result()
                 for i, by_mediapipe, by_centerface in zip(todo, found, found_by_centerface):
                     results[i] = non_maximum_suppression(by_centerface + by_mediapipe, 0.3)
                     if keep_for_repeat:

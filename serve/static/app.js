@@ -61,7 +61,11 @@ function setBanner(info) {
   if (info.notice) {
     const why = document.createElement("span");
     why.className = "why";
-    why.textContent = info.notice;
+    const guide = document.createElement("a");
+    guide.href = "/guide/weights";
+    guide.target = "_blank";
+    guide.textContent = "weights guide";
+    why.append(`${info.notice} See the `, guide, ".");
     banner.append(why);
   }
 }

@@ -23,7 +23,7 @@ from typing import Any, Iterable
 
 import numpy as np
 
-from ..errors import InputError, SganonError
+from sganon.core.errors import InputError, SganonError
 from . import overlays
 from .pipeline_adapter import PipelineAdapter, RunOptions, media_kind, write_detections_file
 

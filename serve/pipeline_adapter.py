@@ -16,15 +16,16 @@ from typing import Any, Callable
 
 import numpy as np
 
-from ..anonymizer import Anonymizer
-from ..assembly import PipelineOptions, PipelineParts, assemble
-from ..detections import Detections, write_detections
-from ..errors import AnonymizationError, ConfigError, InputError
-from ..jobs import Job
-from ..images import image_extensions, read_image, write_image
-from ..video import VIDEO_EXTENSIONS, probe_video
-from ..presets import PIPELINE, all_presets
-from ..runners import FileAnonymizer, RunSettings
+from sganon.core.anonymizer import Anonymizer
+from sganon.core.assembly import PipelineParts, assemble_spec
+from sganon.core.detections import Detections, write_detections
+from sganon.core.errors import AnonymizationError, ConfigError, InputError
+from sganon.core.jobs import Job
+from sganon.core.images import image_extensions, read_image, write_image
+from sganon.core.video import VIDEO_EXTENSIONS, probe_video
+from sganon.core.presets import PIPELINE, all_presets
+from sganon.core.runners import FileAnonymizer, RunSettings
+from sganon.core.spec import OptionFlags, PartChoice, PipelineOptions, RunSpec, resolve_spec
 
 
 @dataclass(frozen=True)
@@ -48,7 +49,7 @@ class RunOptions:
 
 @dataclass
 class GeneratorInfo:
-    """What the banner says about the generator in use."""
+    """What the banner says about the generator in use (``notice``: one line, or "")."""
 
     label: str
     realistic: bool
@@ -126,21 +127,31 @@ class PipelineAdapter:
         self.assembled: dict[tuple[str | None, str | None], PipelineParts] = {}
 
     # ------------------------------------------------------------------ building
+    def spec(self, options: RunOptions) -> RunSpec:
+        """The run's specification, as ``sganon anonymize --visualize`` makes it from the same
+        names and flags (the page's fields count as given; truncation only when set)."""
+        return resolve_spec(
+            PartChoice(generator=options.generator, preset=options.preset),
+            OptionFlags(truncation=options.truncation, seed=options.seed, verify=options.verify, device=self.device),
+            visualize=True,
+        )
+
     def parts(self, options: RunOptions) -> PipelineParts:
         key = (options.preset, options.generator)
         with self.lock:
             if key not in self.assembled:
-                self.assembled[key] = assemble(
-                    options.generator, options.preset, visualize=True, device=self.device
-                )
+                self.assembled[key] = assemble_spec(self.spec(options))
             return self.assembled[key]
 
     def generator_info(self, options: RunOptions) -> GeneratorInfo:
         parts = self.parts(options)
+        fallback = self.spec(options).fallback
+        # One line for the banner (the page links the weights guide); the CLI prints the long note.
+        notice = f"Baseline in use, not the realistic generator {fallback.realistic}: {fallback.cause}." if fallback else ""
         return GeneratorInfo(
             label=parts.generator_label,
             realistic=parts.realistic,
-            notice=parts.notice,
+            notice=notice,
             uses_latents=parts.generator_caps.latent_size > 0,
         )
 
@@ -156,11 +167,8 @@ class PipelineAdapter:
             raise ConfigError(f"the verification pass was asked for, but: {note}")
         parts = self.parts(options)
         if not with_surfaces and parts.generator_caps.surface_channels == 0:
-            parts = dataclasses.replace(parts, embedder=None)
-        pipeline_options = PipelineOptions(
-            truncation=options.truncation, seed=options.seed, device=self.device, verify=options.verify
-        )
-        return Anonymizer(parts, pipeline_options)
+            parts = dataclasses.replace(parts, embedder=None, embedder_caps=None)
+        return Anonymizer(parts, self.spec(options).options)
 
     # ------------------------------------------------------------------ photos
     def read_photo(self, path: Path) -> np.ndarray:
@@ -218,7 +226,7 @@ class PipelineAdapter:
             raise AnonymizationError(result.failed[0][1])
         if not result.written:
             raise InputError("the video produced no output")
-        return result.written[0], result.detections
+        return result.written[0], [entry.to_json() for entry in result.detections]
 
 
 def write_detections_file(path: Path, entries: list[dict[str, Any]]) -> None:

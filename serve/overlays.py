@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from ..rle import decode_rle
+from sganon.core.rle import decode_rle
 
 #: RGBA of person masks: a translucent red.
 MASK_COLOUR = (255, 48, 48, 110)

@@ -3,6 +3,7 @@
 Routes (ids are random hex strings the server made; no route takes a path):
 
 - ``GET /``, ``GET /static/{index.html|app.js|style.css}``: the page (no external assets).
+- ``GET /guide/weights``: the weights guide (docs/weights.md, plain text), linked from the banner.
 - ``GET /api/config``: presets, limits, whether the verification pass exists.
 - ``GET /api/generator?preset=&generator=``: which generator that choice gives (for the banner).
 - ``POST /api/uploads?name=FILE``: the raw bytes of one photo or video -> ``{"id", "kind", ...}``.
@@ -26,8 +27,8 @@ from fastapi.responses import FileResponse, JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 from starlette.middleware.trustedhost import TrustedHostMiddleware
 
-from .. import __version__
-from ..errors import ConfigError, SganonError
+from sganon.core import __version__
+from sganon.core.errors import ConfigError, SganonError
 from .pipeline_adapter import PipelineAdapter, RunOptions, generator_presets, verification_support
 from .workspace import Limits, NotFoundError, UploadTooLargeError, Workspace
 
@@ -46,7 +47,7 @@ SECURITY_HEADERS = {
 
 
 def static_file(name: str) -> bytes:
-    return files("sganon.core.serve").joinpath("static", name).read_bytes()
+    return files("sganon.serve").joinpath("static", name).read_bytes()
 
 
 def parse_options(data: Any) -> RunOptions:
@@ -160,6 +161,10 @@ def create_app(
     @app.get("/")
     def index() -> Response:
         return Response(static_file("index.html"), media_type="text/html")
+
+    @app.get("/guide/weights")
+    def weights_guide() -> Response:
+        return Response(static_file("weights.md"), media_type="text/plain; charset=utf-8")
 
     @app.get("/static/{name}")
     def static(name: str) -> Response:
