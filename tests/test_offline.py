@@ -125,11 +125,17 @@ def astronaut():
 
 
 def test_offline_detectors_find_the_astronaut_and_her_face(astronaut):
-    """A real photo shipped with scikit-image: one person, whose mask covers her face."""
-    persons = build_component("detector", "offline").detect(astronaut)
+    """A real photo shipped with scikit-image: one person, whose mask covers her face. (HOG
+    also takes the shuttle and the helmet for pedestrians: box-only persons without
+    keypoints beside her, the cost of finding people without faces; docs/offline-models.md.)"""
+    found = build_component("detector", "offline").detect(astronaut)
     faces = build_component("detector", "offline-face").detect(astronaut)
+    persons = [person for person in found if person.keypoints is not None]
     assert len(persons) == 1 and len(faces) == 1
     person, face = persons[0], faces[0]
+    for box_only in found:
+        if box_only is not person:
+            assert not (box_only.mask_in_image(512, 512) & person.mask_in_image(512, 512)).any()
     assert person.keypoints.shape == (33, 3) and person.score >= 0.5
     on_face = person.mask_in_image(512, 512)[face.box.y0 : face.box.y1, face.box.x0 : face.box.x1]
     assert on_face.mean() > 0.9

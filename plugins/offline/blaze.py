@@ -384,14 +384,20 @@ class PoseLandmarker:
         self.min_presence = min_presence
         self.device = device
 
-    def estimate_batch(self, crops: Sequence[np.ndarray]) -> list[PoseResult | None]:
-        """The pose of the most prominent person in each uint8 RGB crop, or ``None``."""
+    def estimate_batch(
+        self, crops: Sequence[np.ndarray], given: Sequence[Region | None] | None = None
+    ) -> list[PoseResult | None]:
+        """The pose of the most prominent person in each uint8 RGB crop, or ``None``.
+        ``given``: per crop, a region (crop pixels) for the landmark model instead of the
+        detector's (``None``: the detector's), for people the detector does not propose."""
         pixels = [image_tensor(crop, self.device) for crop in crops]
-        detections = self.detector.candidates(pixels, self.min_detection_score)
-        regions: list[tuple[int, Region]] = []
-        for i, (crop, found) in enumerate(zip(crops, detections)):
+        given = list(given) if given is not None else [None] * len(crops)
+        to_detect = [i for i, region in enumerate(given) if region is None]
+        detections = self.detector.candidates([pixels[i] for i in to_detect], self.min_detection_score)
+        regions: list[tuple[int, Region]] = [(i, region) for i, region in enumerate(given) if region is not None]
+        for i, found in zip(to_detect, detections):
             if found:
-                regions.append((i, pose_region(found[0], crop.shape[0], crop.shape[1])))
+                regions.append((i, pose_region(found[0], crops[i].shape[0], crops[i].shape[1])))
         results: list[PoseResult | None] = [None] * len(crops)
         if not regions:
             return results

@@ -38,6 +38,7 @@ from sganon.core.structures import Box, Detection
 
 from .blaze import FaceDetector, PoseDetector, PoseLandmarker, PoseResult, image_tensor
 from .centerface import CenterFace
+from .pedestrians import PedestrianFinder, grown, is_covered, is_known, pedestrian_crop, pedestrian_region
 
 ScoredBox = tuple[Box, float]
 #: Face results kept for a repeat request (at least the largest video frame batch).
@@ -357,11 +358,15 @@ class OfflineFaceDetector(Detector):
 
 @dataclass
 class PoseJob:
-    """A crop on which Pose is to run: a body proposal, or the box below a ``face`` no mask covers."""
+    """A crop on which Pose is to run: a body proposal, the box below a ``face`` no mask
+    covers, or the crop around a ``pedestrian`` box (HOG) no mask covers. For a pedestrian,
+    Pose's landmark model looks at an upright region around the box (not the detector's), and
+    when it finds nobody there the box itself, grown by 10 %, is kept as the person."""
 
     box: Box
     score: float
     face: Box | None = None
+    pedestrian: Box | None = None
 
 
 @MODELS.register_module()
@@ -379,6 +384,9 @@ class OfflinePersonDetector(Detector):
         crop_scale: A proposal's crop is its body square enlarged by this factor.
         seed_from_faces: Also look for a body below every face that no mask covers.
         duplicate_iou: Two persons whose masks overlap more than this are one person.
+        pedestrians: Also find upright people without a face (seen from behind, small) with
+            OpenCV's HOG pedestrian detector (:mod:`.pedestrians`); each box no mask covers
+            becomes a Pose job, and is kept as the person when Pose finds nobody there.
     """
 
     name: ClassVar[str] = "offline"
@@ -396,6 +404,7 @@ class OfflinePersonDetector(Detector):
         crop_scale: float = 1.2,
         seed_from_faces: bool = True,
         duplicate_iou: float = 0.5,
+        pedestrians: bool = True,
     ) -> None:
         self.min_score = min_score
         self.mask_threshold = mask_threshold
@@ -404,6 +413,7 @@ class OfflinePersonDetector(Detector):
         self.crop_scale = crop_scale
         self.seed_from_faces = seed_from_faces
         self.duplicate_iou = duplicate_iou
+        self.pedestrians = pedestrians
         self._build("cpu")
 
     def _build(self, device: str) -> None:
@@ -414,6 +424,9 @@ class OfflinePersonDetector(Detector):
         # workers) runs beside them; on a GPU both run in the caller's thread.
         self._torch_worker = torch_worker("offline-persons") if device == "cpu" else None
         self._face_waiter = ThreadPoolExecutor(1, thread_name_prefix="offline-face-waiter")
+        # HOG runs on the CPU (OpenCV, one core) beside the other models, also with a GPU.
+        self.pedestrian_finder = PedestrianFinder() if self.pedestrians else None
+        self._pedestrian_worker = ThreadPoolExecutor(1, thread_name_prefix="offline-pedestrians")
 
     def to(self, device: str | torch.device) -> "OfflinePersonDetector":
         previous = str(self.device)
@@ -452,16 +465,29 @@ class OfflinePersonDetector(Detector):
 
     def detect_batch(self, images: list[np.ndarray]) -> list[list[Detection]]:
         images = [rgb_pixels(image) for image in images]
-        faces_found = None
+        faces_found = pedestrians_found = None
         if self.faces is not None:  # the face ensemble meanwhile (it waits on its own workers)
             faces_found = self._face_waiter.submit(self.faces.find_batch, images, True)
+        if self.pedestrian_finder is not None:  # and the pedestrians
+            pedestrians_found = self._pedestrian_worker.submit(lambda: [self.pedestrian_finder.find(i) for i in images])
         try:
             persons, covered = on_worker(self._torch_worker, self.persons_from_proposals, images)
-        finally:  # wait for the faces also after an error
+        finally:  # wait for the faces and pedestrians also after an error
             faces = faces_found.result() if faces_found is not None else None
+            pedestrians = pedestrians_found.result() if pedestrians_found is not None else None
+        jobs: list[list[PoseJob]] = [[] for _ in images]
         if faces is not None:
-            seeds = [[PoseJob(body_below(face), score, face) for face, score in found] for found in faces]
-            on_worker(self._torch_worker, self.run_pose_jobs, images, seeds, persons, covered)
+            jobs = [[PoseJob(body_below(face), score, face) for face, score in found] for found in faces]
+        if pedestrians is not None:
+            for image_jobs, found, image_covered, image_persons in zip(jobs, pedestrians, covered, persons):
+                known = [person.box for person in image_persons]
+                image_jobs += [
+                    PoseJob(pedestrian_crop(box), score, pedestrian=box)
+                    for box, score in found
+                    if not is_known(box, image_covered, known)
+                ]
+        on_worker(self._torch_worker, self.run_pose_jobs, images, jobs, persons, covered)
+        if faces is not None:
             persons = [
                 [with_face(person, found, *image.shape[:2]) for person in image_persons]
                 for image, found, image_persons in zip(images, faces, persons)
@@ -507,11 +533,15 @@ class OfflinePersonDetector(Detector):
                             batch.append((job, inside, covered[i][inside.y0 : inside.y1, inside.x0 : inside.x1].copy()))
                             pixels.append(crop_pixels)
                     earlier.append(box)
-            for (job, inside, blanked), pose in zip(batch, self.landmarker.estimate_batch(pixels)):
+            regions = [pedestrian_region(job.pedestrian.shifted(-inside.x0, -inside.y0)) if job.pedestrian else None
+                       for job, inside, _ in batch]
+            for (job, inside, blanked), pose in zip(batch, self.landmarker.estimate_batch(pixels, regions)):
                 seen[id(job)] = (inside, blanked, pose)
             for i, image_jobs in enumerate(pending):
                 for index, job in enumerate(image_jobs):
                     if job.face is not None and face_is_covered(job.face, covered[i]):
+                        continue
+                    if job.pedestrian is not None and is_known(job.pedestrian, covered[i], [p.box for p in persons[i]]):
                         continue
                     if self.crop(images[i], job.box, covered[i]) is None:  # too small to look at
                         continue
@@ -519,7 +549,11 @@ class OfflinePersonDetector(Detector):
                         pending[i] = image_jobs[index:]
                         break
                     inside, _, pose = seen[id(job)]
-                    self.add_person(persons[i], covered[i], self.person_from_pose(pose, inside, job, covered[i]))
+                    person = self.person_from_pose(pose, inside, job, covered[i])
+                    if job.pedestrian is not None:
+                        keep = self.pedestrian_finder.keep_probability if self.pedestrian_finder else 0.0
+                        person = pedestrian_person(person, job.pedestrian, job.score, keep, covered[i])
+                    self.add_person(persons[i], covered[i], person)
                 else:
                     pending[i] = []
 
@@ -614,6 +648,28 @@ class OfflinePersonDetector(Detector):
                 return False
         persons.append(person)
         return True
+
+
+def pedestrian_person(
+    person: Detection | None, pedestrian: Box, score: float, keep_score: float, covered: np.ndarray
+) -> Detection | None:
+    """The person of a pedestrian box (``score`` in [0, 1]): Pose's ``person``, if its mask
+    covers the box (the middle third, at least half: :func:`.pedestrians.is_covered`); else,
+    from ``keep_score`` on, the box grown by 10 % less the pixels of persons found before
+    (``covered``, bool ``[H, W]``; so it never replaces one of them), without keypoints,
+    since a missed person costs privacy and a false one only some utility; else nobody (a
+    weak box Pose does not confirm)."""
+    if person is not None and is_covered(pedestrian, person.mask_in_image(*covered.shape)):
+        return person
+    if score < keep_score:
+        return None
+    box = grown(pedestrian).clip(*covered.shape)
+    mask = ~covered[box.y0 : box.y1, box.x0 : box.x1]
+    tight = mask_bounds(mask)
+    if tight is None:
+        return None
+    local = mask[tight.y0 : tight.y1, tight.x0 : tight.x1]
+    return Detection(tight.shifted(box.x0, box.y0), score, local, None, "person")
 
 
 def with_face(person: Detection, faces: list[ScoredBox], height: int, width: int, margin: float = 0.15) -> Detection:

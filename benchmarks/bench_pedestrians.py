@@ -1,0 +1,274 @@
+"""People without faces on real surveillance footage: the offline detector with and without
+its HOG pedestrians (``OfflinePersonDetector(pedestrians=...)``).
+
+Footage: OpenCV's sample clip ``vtest.avi`` (768x576, 795 frames, 10 fps, static camera,
+people 35-155 pixels tall walking across and away). It is not in the repository; get it
+from Debian's ``opencv-doc`` package (licence: its ``copyright`` file, BSD-3-Clause)::
+
+    apt-get download opencv-doc && dpkg-deb -x opencv-doc_*.deb /tmp/opencv-doc
+    find /tmp/opencv-doc -name vtest.avi     # .../samples/data/vtest.avi (also messi5.jpg, basketball1.png)
+
+Ground truth, independent of the project's detectors: the clip's per-pixel median
+background (every 4th frame); foreground = pixels differing from it by more than 30 in a
+channel, opened 3x3, closed 7x5; people = connected components of plausible size (at least
+150 pixels, 20 rows, taller than 0.8x their width; people walking together are one blob).
+A person counts as anonymized when at least 70 % of the blob's pixels, or of its head
+region (the blob's pixels in the top sixth of its box), are replaced.
+
+* **stills**: every ``--every``-th frame through ``Anonymizer`` (default pipeline, offline
+  detectors, verification pass): replaced = pixels that changed, or ``result.replaced``;
+* **video**: frames ``--cut START:COUNT`` as an H.264 clip through the runner of ``sganon
+  anonymize`` (tracking, look-back, encoding), detections exported: replaced = the exported
+  person masks and face regions (the output is lossy);
+* **cost**: seconds per frame of the HOG finder alone, and of the person detector with and
+  without it (medians over the still frames);
+* **false boxes**: HOG boxes and box-only persons (no Pose mask: a kept pedestrian box) on
+  photos without small pedestrians (``docs/examples/astronaut.jpg``, ``../shared/data/*``,
+  and any ``--photos``).
+
+``--out DIR`` writes the stills (original with the ground-truth boxes beside the output,
+every frame of the stills run) and every 25th frame of the video outputs as PNG, to look at.
+
+Usage::
+
+    python benchmarks/bench_pedestrians.py /tmp/opencv-doc/.../vtest.avi --out /tmp/ped --json /tmp/ped.json
+    python benchmarks/bench_pedestrians.py vtest.avi --every 25 --cut 250:150 --photos messi5.jpg basketball1.png
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+from PIL import Image
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_surveillance import write_clip  # noqa: E402
+
+import sganon.plugins.baselines  # noqa: E402,F401  (registered also without installed entry points)
+import sganon.plugins.offline  # noqa: E402,F401
+from sganon.core.structures import Box  # noqa: E402
+from sganon.plugins.offline.detectors import OfflinePersonDetector  # noqa: E402
+from sganon.plugins.offline.pedestrians import PedestrianFinder  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+SHARED = ROOT.parent / "shared" / "data"
+
+
+@dataclasses.dataclass
+class Blob:
+    """A person of the ground truth: box and foreground pixels (bool ``[box.height, box.width]``)."""
+
+    box: Box
+    mask: np.ndarray
+
+
+def read_frames(path: Path) -> list[np.ndarray]:
+    """Every frame of a video as uint8 RGB."""
+    import av
+
+    with av.open(str(path)) as container:
+        return [frame.to_ndarray(format="rgb24") for frame in container.decode(video=0)]
+
+
+def median_background(frames: list[np.ndarray]) -> np.ndarray:
+    return np.median(np.stack(frames[::4]), axis=0).astype(np.uint8)
+
+
+def people(frame: np.ndarray, background: np.ndarray) -> list[Blob]:
+    """Foreground blobs of plausible size (the module docstring says how)."""
+    difference = np.abs(frame.astype(np.int16) - background.astype(np.int16)).max(axis=2)
+    foreground = (difference > 30).astype(np.uint8)
+    foreground = cv2.morphologyEx(foreground, cv2.MORPH_OPEN, np.ones((3, 3), np.uint8))
+    foreground = cv2.morphologyEx(foreground, cv2.MORPH_CLOSE, np.ones((7, 5), np.uint8))
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(foreground)
+    blobs = []
+    for label in range(1, count):
+        x, y, w, h, area = (int(v) for v in stats[label])
+        if area >= 150 and h >= 20 and h >= 0.8 * w:
+            blobs.append(Blob(Box(x, y, x + w, y + h), labels[y : y + h, x : x + w] == label))
+    return blobs
+
+
+def is_anonymized(replaced: np.ndarray, blob: Blob, share: float = 0.7) -> bool:
+    box = blob.box
+    replaced_here = replaced[box.y0 : box.y1, box.x0 : box.x1]
+    head = np.zeros_like(blob.mask)
+    head[: max(1, box.height // 6)] = True
+    head &= blob.mask
+    return bool(replaced_here[blob.mask].mean() >= share or (head.any() and replaced_here[head].mean() >= share))
+
+
+def pipeline(pedestrians: bool):  # type: ignore[no-untyped-def]
+    from sganon.core.anonymizer import Anonymizer
+    from sganon.core.assembly import assemble
+
+    parts = assemble()
+    return Anonymizer(dataclasses.replace(parts, detector=OfflinePersonDetector(pedestrians=pedestrians)))
+
+
+def side_by_side(frame: np.ndarray, blobs: list[Blob], output: np.ndarray, replaced: np.ndarray) -> np.ndarray:
+    """The frame with the ground truth (green: anonymized, red: not) beside the output."""
+    left = frame.copy()
+    for blob in blobs:
+        colour = (0, 200, 0) if is_anonymized(replaced, blob) else (255, 0, 0)
+        cv2.rectangle(left, (blob.box.x0, blob.box.y0), (blob.box.x1 - 1, blob.box.y1 - 1), colour, 1)
+    return np.hstack([left, output])
+
+
+def check_stills(frames: list[np.ndarray], background: np.ndarray, every: int, pedestrians: bool, out: Path | None) -> dict:
+    anonymizer = pipeline(pedestrians)
+    per_frame = []
+    start = time.perf_counter()
+    for index in range(0, len(frames), every):
+        result = anonymizer.anonymize(frames[index])
+        replaced = np.any(result.image != frames[index], axis=2) | result.replaced
+        blobs = people(frames[index], background)
+        per_frame.append([index, sum(is_anonymized(replaced, blob) for blob in blobs), len(blobs)])
+        if out is not None:
+            name = f"still-{'on' if pedestrians else 'off'}-{index:04d}.png"
+            Image.fromarray(side_by_side(frames[index], blobs, result.image, replaced)).save(out / name)
+    seconds = (time.perf_counter() - start) / len(per_frame)
+    return {
+        "anonymized": sum(found for _, found, _ in per_frame),
+        "people": sum(total for _, _, total in per_frame),
+        "frames_missing_someone": sum(found < total for _, found, total in per_frame),
+        "frames": len(per_frame),
+        "seconds_per_frame": seconds,
+        "per_frame": per_frame,
+    }
+
+
+def check_video(frames: list[np.ndarray], background: np.ndarray, pedestrians: bool, folder: Path, out: Path | None) -> dict:
+    from sganon.core.detections import Detections
+    from sganon.core.jobs import collect_jobs
+    from sganon.core.runners import FileAnonymizer, RunSettings
+
+    source = folder / "cut.mp4"
+    if not source.exists():
+        write_clip(source, frames, fps=10)
+    target = folder / ("on" if pedestrians else "off")
+    start = time.perf_counter()
+    result = FileAnonymizer(pipeline(pedestrians), target, RunSettings(export=True)).run(collect_jobs([source], None, []))
+    seconds = time.perf_counter() - start
+    if result.failed:
+        raise SystemExit(f"video failed: {result.failed}")
+    height, width = frames[0].shape[:2]
+    by_frame = {entry.frame: entry.to_json() for entry in result.detections}
+    outputs = read_frames(next(target.rglob("*.mp4"))) if out is not None else []
+    per_frame = []
+    for index, frame in enumerate(frames):
+        replaced = np.zeros((height, width), bool)
+        if index in by_frame:
+            detections = Detections.parse(by_frame[index], height, width)
+            for person in detections.persons:
+                replaced |= person.mask_in_image(height, width)
+            for face in detections.faces:
+                box = face.box.clip(height, width)
+                replaced[box.y0 : box.y1, box.x0 : box.x1] = True
+        blobs = people(frame, background)
+        per_frame.append([index, sum(is_anonymized(replaced, blob) for blob in blobs), len(blobs)])
+        if out is not None and index % 25 == 0 and index < len(outputs):
+            name = f"video-{'on' if pedestrians else 'off'}-{index:04d}.png"
+            Image.fromarray(side_by_side(frame, blobs, outputs[index], replaced)).save(out / name)
+    return {
+        "anonymized": sum(found for _, found, _ in per_frame),
+        "people": sum(total for _, _, total in per_frame),
+        "frames_missing_someone": sum(found < total for _, found, total in per_frame),
+        "frames": len(per_frame),
+        "fps": len(frames) / seconds,
+        "per_frame": per_frame,
+    }
+
+
+def cost(frames: list[np.ndarray], every: int) -> dict:
+    """Median seconds per frame: HOG alone, the person detector without and with it."""
+    finder = PedestrianFinder()
+    detectors = {flag: OfflinePersonDetector(pedestrians=flag) for flag in (False, True)}
+    times: dict[str, list[float]] = {"hog": [], "persons_without": [], "persons_with": []}
+    for frame in frames[::every]:
+        start = time.perf_counter()
+        finder.find(frame)
+        times["hog"].append(time.perf_counter() - start)
+        for flag, key in ((False, "persons_without"), (True, "persons_with")):  # alternately
+            start = time.perf_counter()
+            detectors[flag].detect(frame)
+            times[key].append(time.perf_counter() - start)
+    return {key: statistics.median(values) for key, values in times.items()}
+
+
+def false_boxes(paths: list[Path], out: Path | None) -> dict:
+    """HOG boxes and kept pedestrian boxes (persons without keypoints) per photo."""
+    finder = PedestrianFinder()
+    detector = OfflinePersonDetector()
+    figures = {}
+    for path in paths:
+        image = np.asarray(Image.open(path).convert("RGB"))
+        boxes = finder.find(image)
+        persons = detector.detect(image)
+        kept = [p for p in persons if p.keypoints is None]
+        figures[path.name] = {"size": f"{image.shape[1]}x{image.shape[0]}", "hog_boxes": len(boxes),
+                              "persons": len(persons), "box_only_persons": len(kept)}
+        if out is not None:
+            shown = image.copy()
+            for box, _ in boxes:
+                cv2.rectangle(shown, (box.x0, box.y0), (box.x1 - 1, box.y1 - 1), (255, 0, 0), 2)
+            for person in kept:
+                cv2.rectangle(shown, (person.box.x0, person.box.y0), (person.box.x1 - 1, person.box.y1 - 1), (255, 255, 0), 2)
+            Image.fromarray(shown).save(out / f"photo-{path.stem}.png")
+    return figures
+
+
+def summary(figures: dict) -> dict:
+    return {key: value for key, value in figures.items() if key != "per_frame"}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("video", type=Path, help="vtest.avi (see the module docstring)")
+    parser.add_argument("--every", type=int, default=25, help="stills: every N-th frame")
+    parser.add_argument("--cut", default="250:150", help="video: START:COUNT frames")
+    parser.add_argument("--photos", type=Path, nargs="*", default=[], help="more photos for false boxes")
+    parser.add_argument("--only", choices=("stills", "video", "cost", "photos"), nargs="*", default=None)
+    parser.add_argument("--out", type=Path, default=None, help="write PNGs to look at here")
+    parser.add_argument("--json", type=Path, default=None)
+    args = parser.parse_args()
+    parts = set(args.only or ("stills", "video", "cost", "photos"))
+    if args.out is not None:
+        args.out.mkdir(parents=True, exist_ok=True)
+    frames = read_frames(args.video)
+    background = median_background(frames)
+    figures: dict = {}
+    if "stills" in parts:
+        for flag in (False, True):
+            figures[f"stills_pedestrians_{'on' if flag else 'off'}"] = found = check_stills(frames, background, args.every, flag, args.out)
+            print(f"stills, pedestrians {'on' if flag else 'off'}: {summary(found)}", flush=True)
+    if "video" in parts:
+        start, count = (int(v) for v in args.cut.split(":"))
+        with tempfile.TemporaryDirectory() as folder:
+            for flag in (False, True):
+                found = check_video(frames[start : start + count], background, flag, Path(folder), args.out)
+                figures[f"video_pedestrians_{'on' if flag else 'off'}"] = found
+                print(f"video {args.cut}, pedestrians {'on' if flag else 'off'}: {summary(found)}", flush=True)
+    if "cost" in parts:
+        figures["seconds_per_frame"] = cost(frames, args.every)
+        print(f"seconds per frame (medians): {figures['seconds_per_frame']}", flush=True)
+    if "photos" in parts:
+        photos = [ROOT / "docs" / "examples" / "astronaut.jpg"] + sorted(SHARED.glob("*.jpg")) + list(args.photos)
+        figures["photos"] = false_boxes([p for p in photos if p.exists()], args.out)
+        for name, found in figures["photos"].items():
+            print(f"{name}: {found}", flush=True)
+    if args.json:
+        args.json.write_text(json.dumps(figures, indent=2))
+
+
+if __name__ == "__main__":
+    main()
