@@ -20,6 +20,7 @@ region (the blob's pixels in the top sixth of its box), are replaced.
 * **video**: frames ``--cut START:COUNT`` as an H.264 clip through the runner of ``sganon
   anonymize`` (tracking, look-back, encoding), detections exported: replaced = the exported
   person masks and face regions (the output is lossy);
+* **utility**: the share of each frame replaced (mean and largest), with and without;
 * **cost**: seconds per frame of the HOG finder alone, and of the person detector with and
   without it (medians over the still frames);
 * **false boxes**: HOG boxes and box-only persons (no Pose mask: a kept pedestrian box) on
@@ -57,7 +58,7 @@ import sganon.plugins.baselines  # noqa: E402,F401  (registered also without ins
 import sganon.plugins.offline  # noqa: E402,F401
 from sganon.core.structures import Box  # noqa: E402
 from sganon.plugins.offline.detectors import OfflinePersonDetector  # noqa: E402
-from sganon.plugins.offline.pedestrians import PedestrianFinder  # noqa: E402
+from sganon.plugins.offline.pedestrians import WINDOW, PedestrianFinder, PedestrianSettings, merge_overlapping  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED = ROOT.parent / "shared" / "data"
@@ -107,12 +108,23 @@ def is_anonymized(replaced: np.ndarray, blob: Blob, share: float = 0.7) -> bool:
     return bool(replaced_here[blob.mask].mean() >= share or (head.any() and replaced_here[head].mean() >= share))
 
 
+#: Settings of the pedestrian finder in every detector built here (``--keep-score``, ``--min-score``).
+SETTINGS = PedestrianSettings()
+
+
+def person_detector(pedestrians: bool = True) -> OfflinePersonDetector:
+    detector = OfflinePersonDetector(pedestrians=pedestrians)
+    if pedestrians:
+        detector.pedestrian_finder = PedestrianFinder(SETTINGS)
+    return detector
+
+
 def pipeline(pedestrians: bool):  # type: ignore[no-untyped-def]
     from sganon.core.anonymizer import Anonymizer
     from sganon.core.assembly import assemble
 
     parts = assemble()
-    return Anonymizer(dataclasses.replace(parts, detector=OfflinePersonDetector(pedestrians=pedestrians)))
+    return Anonymizer(dataclasses.replace(parts, detector=person_detector(pedestrians)))
 
 
 def side_by_side(frame: np.ndarray, blobs: list[Blob], output: np.ndarray, replaced: np.ndarray) -> np.ndarray:
@@ -126,13 +138,14 @@ def side_by_side(frame: np.ndarray, blobs: list[Blob], output: np.ndarray, repla
 
 def check_stills(frames: list[np.ndarray], background: np.ndarray, every: int, pedestrians: bool, out: Path | None) -> dict:
     anonymizer = pipeline(pedestrians)
-    per_frame = []
+    per_frame, shares = [], []
     start = time.perf_counter()
     for index in range(0, len(frames), every):
         result = anonymizer.anonymize(frames[index])
         replaced = np.any(result.image != frames[index], axis=2) | result.replaced
         blobs = people(frames[index], background)
         per_frame.append([index, sum(is_anonymized(replaced, blob) for blob in blobs), len(blobs)])
+        shares.append(float(replaced.mean()))
         if out is not None:
             name = f"still-{'on' if pedestrians else 'off'}-{index:04d}.png"
             Image.fromarray(side_by_side(frames[index], blobs, result.image, replaced)).save(out / name)
@@ -142,6 +155,8 @@ def check_stills(frames: list[np.ndarray], background: np.ndarray, every: int, p
         "people": sum(total for _, _, total in per_frame),
         "frames_missing_someone": sum(found < total for _, found, total in per_frame),
         "frames": len(per_frame),
+        "replaced_share": statistics.mean(shares),
+        "replaced_share_max": max(shares),
         "seconds_per_frame": seconds,
         "per_frame": per_frame,
     }
@@ -164,7 +179,7 @@ def check_video(frames: list[np.ndarray], background: np.ndarray, pedestrians: b
     height, width = frames[0].shape[:2]
     by_frame = {entry.frame: entry.to_json() for entry in result.detections}
     outputs = read_frames(next(target.rglob("*.mp4"))) if out is not None else []
-    per_frame = []
+    per_frame, shares = [], []
     for index, frame in enumerate(frames):
         replaced = np.zeros((height, width), bool)
         if index in by_frame:
@@ -176,6 +191,7 @@ def check_video(frames: list[np.ndarray], background: np.ndarray, pedestrians: b
                 replaced[box.y0 : box.y1, box.x0 : box.x1] = True
         blobs = people(frame, background)
         per_frame.append([index, sum(is_anonymized(replaced, blob) for blob in blobs), len(blobs)])
+        shares.append(float(replaced.mean()))
         if out is not None and index % 25 == 0 and index < len(outputs):
             name = f"video-{'on' if pedestrians else 'off'}-{index:04d}.png"
             Image.fromarray(side_by_side(frame, blobs, outputs[index], replaced)).save(out / name)
@@ -184,6 +200,8 @@ def check_video(frames: list[np.ndarray], background: np.ndarray, pedestrians: b
         "people": sum(total for _, _, total in per_frame),
         "frames_missing_someone": sum(found < total for _, found, total in per_frame),
         "frames": len(per_frame),
+        "replaced_share": statistics.mean(shares),
+        "replaced_share_max": max(shares),
         "fps": len(frames) / seconds,
         "per_frame": per_frame,
     }
@@ -191,14 +209,15 @@ def check_video(frames: list[np.ndarray], background: np.ndarray, pedestrians: b
 
 def cost(frames: list[np.ndarray], every: int) -> dict:
     """Median seconds per frame: HOG alone, the person detector without and with it."""
-    finder = PedestrianFinder()
-    detectors = {flag: OfflinePersonDetector(pedestrians=flag) for flag in (False, True)}
+    finder = PedestrianFinder(SETTINGS)
+    detectors = {flag: person_detector(flag) for flag in (False, True)}
     times: dict[str, list[float]] = {"hog": [], "persons_without": [], "persons_with": []}
     for frame in frames[::every]:
         start = time.perf_counter()
         finder.find(frame)
         times["hog"].append(time.perf_counter() - start)
         for flag, key in ((False, "persons_without"), (True, "persons_with")):  # alternately
+            detectors[flag].faces._recent.clear()  # the shared face ensemble keeps results for a repeat
             start = time.perf_counter()
             detectors[flag].detect(frame)
             times[key].append(time.perf_counter() - start)
@@ -207,8 +226,8 @@ def cost(frames: list[np.ndarray], every: int) -> dict:
 
 def false_boxes(paths: list[Path], out: Path | None) -> dict:
     """HOG boxes and kept pedestrian boxes (persons without keypoints) per photo."""
-    finder = PedestrianFinder()
-    detector = OfflinePersonDetector()
+    finder = PedestrianFinder(SETTINGS)
+    detector = person_detector()
     figures = {}
     for path in paths:
         image = np.asarray(Image.open(path).convert("RGB"))
@@ -227,6 +246,47 @@ def false_boxes(paths: list[Path], out: Path | None) -> dict:
     return figures
 
 
+def raw_recall(frames: list[np.ndarray], background: np.ndarray, every: int) -> dict:
+    """OpenCV's two HOG people models alone, by scales and SVM margin: blobs with a box
+    around their centre (at most 3x their height), boxes touching no blob (20 % of its box),
+    seconds per frame (gray image, boxes merged as the finder merges them)."""
+    default = cv2.HOGDescriptor()
+    default.setSVMDetector(cv2.HOGDescriptor_getDefaultPeopleDetector())
+    daimler = PedestrianFinder().hog
+    models = {"default-64x128": (default, (64, 128)), "daimler-48x96": (daimler, WINDOW)}
+    runs = [("default-64x128", (1.0,)), ("default-64x128", (1.0, 1.5, 2.0)), ("default-64x128", (1.0, 1.25, 1.5)),
+            ("daimler-48x96", (1.0,)), ("daimler-48x96", (0.8, 1.0, 1.25, 1.5)),
+            ("daimler-48x96", tuple(round(s, 2) for s in PedestrianFinder(SETTINGS).scales(*frames[0].shape[:2])))]
+    margins = (0.0, 0.5, 1.0, 1.5, 2.0)
+    figures = {}
+    sampled = [(frame, people(frame, background)) for frame in frames[::every]]
+    for name, scales in runs:
+        hog, (window_w, window_h) = models[name]
+        counts = {margin: [0, 0] for margin in margins}
+        start = time.perf_counter()
+        for frame, blobs in sampled:
+            gray = cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY)
+            found = []
+            for scale in scales:
+                scaled = cv2.resize(gray, None, fx=scale, fy=scale, interpolation=cv2.INTER_LINEAR)
+                corners, weights = hog.detect(scaled, hitThreshold=0.0, winStride=(8, 8), padding=(0, 0))
+                for (x, y), weight in zip(np.reshape(corners, (-1, 2)), np.reshape(weights, -1)):
+                    box = Box(int(x / scale), int(y / scale), int((x + window_w) / scale), int((y + window_h) / scale))
+                    found.append((box, float(weight)))
+            for margin in margins:
+                kept = [box for box, _ in merge_overlapping([f for f in found if f[1] >= margin], 0.3)]
+                for blob in blobs:
+                    cx, cy = (blob.box.x0 + blob.box.x1) / 2, (blob.box.y0 + blob.box.y1) / 2
+                    counts[margin][0] += any(b.x0 <= cx < b.x1 and b.y0 <= cy < b.y1 and b.height < 3 * blob.box.height
+                                             for b in kept)
+                counts[margin][1] += sum(all(b.intersect(blob.box).area <= 0.2 * blob.box.area for blob in blobs) for b in kept)
+        seconds = (time.perf_counter() - start) / len(sampled)
+        key = f"{name} x{'/'.join(map(str, scales))}"
+        figures[key] = {"people": sum(len(blobs) for _, blobs in sampled), "seconds_per_frame": seconds,
+                        **{f"margin {m}": {"found": c[0], "boxes_off_people": c[1]} for m, c in counts.items()}}
+    return figures
+
+
 def summary(figures: dict) -> dict:
     return {key: value for key, value in figures.items() if key != "per_frame"}
 
@@ -237,11 +297,17 @@ def main() -> None:
     parser.add_argument("--every", type=int, default=25, help="stills: every N-th frame")
     parser.add_argument("--cut", default="250:150", help="video: START:COUNT frames")
     parser.add_argument("--photos", type=Path, nargs="*", default=[], help="more photos for false boxes")
-    parser.add_argument("--only", choices=("stills", "video", "cost", "photos"), nargs="*", default=None)
+    parser.add_argument("--only", choices=("stills", "video", "cost", "photos", "models"), nargs="*", default=None,
+                        help="parts to run (default: all but models, the raw HOG recall by model and scales)")
+    parser.add_argument("--keep-score", type=float, default=None, help="PedestrianSettings.keep_score")
+    parser.add_argument("--min-score", type=float, default=None, help="PedestrianSettings.min_score")
     parser.add_argument("--out", type=Path, default=None, help="write PNGs to look at here")
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args()
     parts = set(args.only or ("stills", "video", "cost", "photos"))
+    global SETTINGS
+    changed = {"keep_score": args.keep_score, "min_score": args.min_score}
+    SETTINGS = dataclasses.replace(SETTINGS, **{key: value for key, value in changed.items() if value is not None})
     if args.out is not None:
         args.out.mkdir(parents=True, exist_ok=True)
     frames = read_frames(args.video)
@@ -261,6 +327,10 @@ def main() -> None:
     if "cost" in parts:
         figures["seconds_per_frame"] = cost(frames, args.every)
         print(f"seconds per frame (medians): {figures['seconds_per_frame']}", flush=True)
+    if "models" in parts:
+        figures["models"] = raw_recall(frames, background, args.every)
+        for name, found in figures["models"].items():
+            print(f"{name}: {found}", flush=True)
     if "photos" in parts:
         photos = [ROOT / "docs" / "examples" / "astronaut.jpg"] + sorted(SHARED.glob("*.jpg")) + list(args.photos)
         figures["photos"] = false_boxes([p for p in photos if p.exists()], args.out)

@@ -8,9 +8,11 @@ non-maximum suppression.
 
 Persons (``offline``): BlazePose person proposals (every candidate of MediaPipe's
 multi-person pose detector) on the whole image and on square tiles at up to three
-scales, plus proposals seeded from faces that no body covers; then MediaPipe Pose with
-segmentation on each proposal's crop gives one instance mask and 33 keypoints per
-person. Duplicates are merged by mask overlap.
+scales, plus proposals seeded from faces that no body covers and from HOG pedestrian
+boxes no body covers (:mod:`.pedestrians`: people seen from behind or too small for a
+face); then MediaPipe Pose with segmentation on each proposal's crop gives one instance
+mask and 33 keypoints per person (a pedestrian box Pose finds nobody in is kept as a
+box). Duplicates are merged by mask overlap.
 
 The MediaPipe models run in torch (:mod:`.blaze`), batched: every tile, scale and turned
 copy of an image -- and every image of a ``detect_batch`` (video frames) -- goes through
@@ -468,8 +470,9 @@ class OfflinePersonDetector(Detector):
         faces_found = pedestrians_found = None
         if self.faces is not None:  # the face ensemble meanwhile (it waits on its own workers)
             faces_found = self._face_waiter.submit(self.faces.find_batch, images, True)
-        if self.pedestrian_finder is not None:  # and the pedestrians
-            pedestrians_found = self._pedestrian_worker.submit(lambda: [self.pedestrian_finder.find(i) for i in images])
+        finder = self.pedestrian_finder
+        if finder is not None:  # and the pedestrians
+            pedestrians_found = self._pedestrian_worker.submit(lambda: [finder.find(image) for image in images])
         try:
             persons, covered = on_worker(self._torch_worker, self.persons_from_proposals, images)
         finally:  # wait for the faces and pedestrians also after an error
@@ -533,8 +536,11 @@ class OfflinePersonDetector(Detector):
                             batch.append((job, inside, covered[i][inside.y0 : inside.y1, inside.x0 : inside.x1].copy()))
                             pixels.append(crop_pixels)
                     earlier.append(box)
-            regions = [pedestrian_region(job.pedestrian.shifted(-inside.x0, -inside.y0)) if job.pedestrian else None
-                       for job, inside, _ in batch]
+            # Pedestrian jobs: Pose looks at an upright region around the box (crop pixels).
+            regions = [
+                pedestrian_region(job.pedestrian.shifted(-inside.x0, -inside.y0)) if job.pedestrian else None
+                for job, inside, _ in batch
+            ]
             for (job, inside, blanked), pose in zip(batch, self.landmarker.estimate_batch(pixels, regions)):
                 seen[id(job)] = (inside, blanked, pose)
             for i, image_jobs in enumerate(pending):

@@ -3,8 +3,8 @@
 BlazePose's detector finds a person through the head, so someone seen from behind, or
 small (a 10-pixel head), gets no proposal. This module finds such people by their whole
 silhouette with the Daimler HOG + linear SVM detector that ships inside the opencv-python
-wheel (``cv2.HOGDescriptor_getDaimlerPeopleDetector``: a 48x96 window, made for pedestrians
-of 50-100 pixels; BSD/Apache-2.0 with OpenCV). It looks only for the people BlazePose misses
+wheel (``cv2.HOGDescriptor_getDaimlerPeopleDetector``: a 48x96 window, made for small
+pedestrians; Apache-2.0, as OpenCV 4.5 and later). It looks only for the people BlazePose misses
 (by default 48-250 pixels tall) on a grayscale copy of the image, on one core; its boxes
 become Pose jobs in :class:`~.detectors.OfflinePersonDetector` (see
 :func:`pedestrian_region` and docs/offline-models.md for the merge rule).
@@ -104,8 +104,11 @@ class PedestrianFinder:
         found: list[ScoredBox] = []
         stride = (self.settings.stride, self.settings.stride)
         for scale in self.scales(height, width):
-            scaled = cv2.resize(gray, (round(width * scale), round(height * scale)), interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
-            corners, margins = self.hog.detect(scaled, hitThreshold=self.settings.min_score, winStride=stride, padding=(0, 0))
+            size = (round(width * scale), round(height * scale))
+            scaled = cv2.resize(gray, size, interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
+            corners, margins = self.hog.detect(
+                scaled, hitThreshold=self.settings.min_score, winStride=stride, padding=(0, 0)
+            )
             for (x, y), margin in zip(np.reshape(corners, (-1, 2)), np.reshape(margins, -1)):
                 box = Box(
                     math.floor(x / scale), math.floor(y / scale),
