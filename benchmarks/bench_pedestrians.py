@@ -287,6 +287,34 @@ def raw_recall(frames: list[np.ndarray], background: np.ndarray, every: int) -> 
     return figures
 
 
+def cost_on_photos(repeats: int = 3) -> dict:
+    """The person detector without and with pedestrians on the 720p photos of
+    ``bench_vs_deface.py`` (1-20 people): seconds for all of them (median of ``repeats``,
+    alternately) and box-only persons per photo."""
+    from bench_vs_deface import write_photos
+
+    with tempfile.TemporaryDirectory() as folder:
+        write_photos(Path(folder))
+        paths = sorted(Path(folder).iterdir())
+        images = [np.asarray(Image.open(path).convert("RGB")) for path in paths]
+    detectors = {flag: person_detector(flag) for flag in (False, True)}
+    seconds: dict[bool, list[float]] = {False: [], True: []}
+    box_only = {}
+    for _ in range(repeats):
+        for flag, detector in detectors.items():
+            total = 0.0
+            for path, image in zip(paths, images):
+                detector.faces._recent.clear()
+                start = time.perf_counter()
+                persons = detector.detect(image)
+                total += time.perf_counter() - start
+                if flag:
+                    box_only[path.name] = sum(person.keypoints is None for person in persons)
+            seconds[flag].append(total)
+    return {"photos": len(images), "seconds_without": statistics.median(seconds[False]),
+            "seconds_with": statistics.median(seconds[True]), "box_only_persons": box_only}
+
+
 def summary(figures: dict) -> dict:
     return {key: value for key, value in figures.items() if key != "per_frame"}
 
@@ -297,8 +325,9 @@ def main() -> None:
     parser.add_argument("--every", type=int, default=25, help="stills: every N-th frame")
     parser.add_argument("--cut", default="250:150", help="video: START:COUNT frames")
     parser.add_argument("--photos", type=Path, nargs="*", default=[], help="more photos for false boxes")
-    parser.add_argument("--only", choices=("stills", "video", "cost", "photos", "models"), nargs="*", default=None,
-                        help="parts to run (default: all but models, the raw HOG recall by model and scales)")
+    parser.add_argument("--only", choices=("stills", "video", "cost", "photos", "models", "photos720"), nargs="*",
+                        default=None, help="parts to run (default: all but models, the raw HOG recall by model "
+                        "and scales, and photos720, the cost on bench_vs_deface.py's photos)")
     parser.add_argument("--keep-score", type=float, default=None, help="PedestrianSettings.keep_score")
     parser.add_argument("--min-score", type=float, default=None, help="PedestrianSettings.min_score")
     parser.add_argument("--out", type=Path, default=None, help="write PNGs to look at here")
@@ -331,6 +360,9 @@ def main() -> None:
         figures["models"] = raw_recall(frames, background, args.every)
         for name, found in figures["models"].items():
             print(f"{name}: {found}", flush=True)
+    if "photos720" in parts:
+        figures["photos720"] = cost_on_photos()
+        print(f"720p photos: {figures['photos720']}", flush=True)
     if "photos" in parts:
         photos = [ROOT / "docs" / "examples" / "astronaut.jpg"] + sorted(SHARED.glob("*.jpg")) + list(args.photos)
         figures["photos"] = false_boxes([p for p in photos if p.exists()], args.out)
