@@ -30,8 +30,7 @@ from typing import Any, Callable, ClassVar
 
 import numpy as np
 import torch
-import torchvision
-from sganon.core.boxes import mask_bounds
+from sganon.core.boxes import box_iou, mask_bounds
 from sganon.core.interfaces import Detector
 from sganon.core.registry import MODELS
 from sganon.core.structures import Box, Detection
@@ -77,11 +76,11 @@ def tile_scales(height: int, width: int, min_tile_side: int, max_per_short_side:
 
 def non_maximum_suppression(items: list[ScoredBox], iou: float) -> list[ScoredBox]:
     """Keep the best-scoring boxes, dropping any overlapping a kept one by more than ``iou``."""
-    if not items:
-        return []
-    boxes = torch.tensor([list(box) for box, _ in items], dtype=torch.float32)
-    scores = torch.tensor([score for _, score in items], dtype=torch.float32)
-    return [items[i] for i in torchvision.ops.nms(boxes, scores, iou).tolist()]
+    kept: list[ScoredBox] = []
+    for box, score in sorted(items, key=lambda item: -item[1]):
+        if all(box_iou(box, other) <= iou for other, _ in kept):
+            kept.append((box, score))
+    return kept
 
 
 def unrotate_box(box: Box, turns: int, height: int, width: int) -> Box:
@@ -362,6 +361,8 @@ class PoseJob:
     box: Box
     score: float
     face: Box | None = None
+    #: For a face job: the job to run instead when Pose's person there is someone else.
+    retry: "PoseJob | None" = None
 
 
 @MODELS.register_module()
@@ -460,7 +461,7 @@ class OfflinePersonDetector(Detector):
         finally:  # wait for the faces also after an error
             faces = faces_found.result() if faces_found is not None else None
         if faces is not None:
-            seeds = [[PoseJob(body_below(face), score, face) for face, score in found] for found in faces]
+            seeds = [[face_job(face, score) for face, score in found] for found in faces]
             on_worker(self._torch_worker, self.run_pose_jobs, images, seeds, persons, covered)
             persons = [
                 [with_face(person, found, *image.shape[:2]) for person in image_persons]
@@ -519,6 +520,9 @@ class OfflinePersonDetector(Detector):
                         pending[i] = image_jobs[index:]
                         break
                     inside, _, pose = seen[id(job)]
+                    if job.retry is not None and not nose_on_face(pose, inside, job.face):
+                        image_jobs.insert(index + 1, job.retry)  # runs next (the loop reaches it)
+                        continue
                     self.add_person(persons[i], covered[i], self.person_from_pose(pose, inside, job, covered[i]))
                 else:
                     pending[i] = []
@@ -557,25 +561,23 @@ class OfflinePersonDetector(Detector):
         keypoints[:, 1] += inside.y0
         mask = self.mask_of(pose, inside)
         face = job.face
-        if face is not None:
-            nose_x, nose_y = keypoints[0, :2]
-            grown = Box(
-                face.x0 - face.width // 2,
-                face.y0 - face.height // 2,
-                face.x1 + face.width // 2,
-                face.y1 + face.height // 2,
-            )
-            if not (grown.x0 <= nose_x < grown.x1 and grown.y0 <= nose_y < grown.y1):
-                # Pose locked on someone else (crowds): keep the segmented pixels in a body-wide
-                # column under this face as its body, without keypoints (fails safe).
-                if mask is None:
-                    return None
-                mask = mask & body_column(face, inside)
-                keypoints = None
+        confirmed = face is not None and nose_on_face(pose, inside, face)
+        if confirmed:
+            # Pose's person is this face's: the face is theirs even where the segmentation
+            # stops short of it (small heads in crowds), and pixels of persons found before
+            # are no sign of a duplicate (no earlier mask covers this face).
+            mask = face_region(face, inside) | (mask if mask is not None else False)
+        elif face is not None:
+            # Pose locked on someone else (crowds): keep the segmented pixels in a body-wide
+            # column under this face as its body, without keypoints (fails safe).
+            if mask is None:
+                return None
+            mask = mask & body_column(face, inside)
+            keypoints = None
         if mask is None or not mask.any():
             return None
         new = mask & ~covered[inside.y0 : inside.y1, inside.x0 : inside.x1]
-        if new.sum() < 0.5 * mask.sum():  # mostly a person found before
+        if not new.any() or (not confirmed and new.sum() < 0.5 * mask.sum()):  # mostly a person found before
             return None
         mask = new
         bounds = mask_bounds(mask)
@@ -639,6 +641,16 @@ def with_face(person: Detection, faces: list[ScoredBox], height: int, width: int
     return Detection(box, person.score, mask[box.y0 : box.y1, box.x0 : box.x1], person.keypoints, person.label)
 
 
+def face_region(face: Box, crop: Box, margin: float = 0.15) -> np.ndarray:
+    """Bool ``[crop.height, crop.width]``: ``face`` grown by ``margin`` on each side."""
+    dx, dy = round(face.width * margin), round(face.height * margin)
+    grown = Box(face.x0 - dx - crop.x0, face.y0 - dy - crop.y0, face.x1 + dx - crop.x0, face.y1 + dy - crop.y0)
+    grown = grown.clip(crop.height, crop.width)
+    region = np.zeros((crop.height, crop.width), dtype=bool)
+    region[grown.y0 : grown.y1, grown.x0 : grown.x1] = True
+    return region
+
+
 def body_column(face: Box, crop: Box) -> np.ndarray:
     """Bool ``[crop.height, crop.width]``: a column 3 faces wide from the top of ``face`` down."""
     size = max(face.height, face.width)
@@ -652,6 +664,29 @@ def face_is_covered(face: Box, covered: np.ndarray) -> bool:
     """Whether masks found so far cover most of ``face`` (no body is seeded from it then)."""
     inside = covered[face.y0 : face.y1, face.x0 : face.x1]
     return bool(inside.size and inside.mean() > 0.5)
+
+
+def nose_on_face(pose: PoseResult | None, inside: Box, face: Box) -> bool:
+    """Whether Pose's person on the crop ``inside`` has its nose in (or near) ``face``."""
+    if pose is None:
+        return False
+    nose_x, nose_y = pose.keypoints[0, 0] + inside.x0, pose.keypoints[0, 1] + inside.y0
+    grown = Box(face.x0 - face.width // 2, face.y0 - face.height // 2, face.x1 + face.width // 2, face.y1 + face.height // 2)
+    return bool(grown.x0 <= nose_x < grown.x1 and grown.y0 <= nose_y < grown.y1)
+
+
+def face_job(face: Box, score: float) -> PoseJob:
+    """The Pose job of a face no mask covers: the box below it (:func:`body_below`), and when
+    Pose's person there is someone else (crowds), a narrower box around this face's body
+    (:func:`body_close_to`), where it is the most prominent person."""
+    return PoseJob(body_below(face), score, face, retry=PoseJob(body_close_to(face), score, face))
+
+
+def body_close_to(face: Box) -> Box:
+    """A narrow box (3 faces wide, 6 tall) around the head and upper body under ``face``."""
+    size = max(face.height, face.width)
+    cx = (face.x0 + face.x1) / 2
+    return Box(int(cx - 1.5 * size), int(face.y0 - size / 2), int(cx + 1.5 * size), int(face.y0 + 5.5 * size))
 
 
 def body_below(face: Box) -> Box:
