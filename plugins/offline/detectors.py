@@ -182,7 +182,8 @@ class FaceSettings:
         centerface_score: Minimum CenterFace heatmap score.
         min_tile_side: MediaPipe also runs on square tiles (2 across the short side, and 3
             without CenterFace) while a tile keeps at least this many pixels.
-        centerface_max_side: CenterFace runs on a copy whose long side is at most this.
+        centerface_max_side: CenterFace runs on a copy whose long side is at most this (the pixel
+            budget below is what bounds it, except in extreme panoramas).
         centerface_min_side: Smaller images are enlarged (up to 2x) to this long side for it.
         centerface_max_pixels: ... and to at most this many pixels (720p: x0.81).
         rotations: Also run MediaPipe on copies turned by 90 and 270 degrees.
@@ -192,7 +193,7 @@ class FaceSettings:
     min_score: float = 0.5
     centerface_score: float = 0.4
     min_tile_side: int = 200
-    centerface_max_side: int = 1280
+    centerface_max_side: int = 4096
     centerface_min_side: int = 640
     centerface_max_pixels: int = 600_000
     rotations: bool = True
