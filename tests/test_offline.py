@@ -307,3 +307,26 @@ def test_a_face_job_is_retried_on_a_narrower_crop():
     job = face_job(Box(40, 10, 60, 30), 0.9)
     assert job.retry is not None and job.retry.face == job.face and job.retry.retry is None
     assert job.retry.box.width < job.box.width and job.retry.box.intersect(job.face) == job.face
+
+
+@pytest.mark.parametrize("container", [("PNG", {}), ("WEBP", {"quality": 95}), ("AVIF", {"quality": 90}), ("JPEG", {"quality": 95})])
+def test_the_same_photo_in_any_container_gets_the_same_detections(container, tmp_path):
+    """Issue 19 item 6: a photo stored as PNG, WebP, AVIF or JPEG, read as ``sganon`` reads
+    it, gets the same persons and faces (boxes within the lossy decoders' rounding)."""
+    from PIL import Image
+    from sganon.core.boxes import box_iou
+    from sganon.core.images import read_image
+    from skimage import data
+
+    fmt, options = container
+    original = data.astronaut()
+    path = tmp_path / f"astronaut.{fmt.lower()}"
+    Image.fromarray(original).save(path, fmt, **options)
+    pixels = read_image(path).rgb
+    assert pixels.shape == original.shape
+    for name in ("offline", "offline-face"):
+        detector = build_component("detector", name)
+        expected, got = detector.detect(original), detector.detect(pixels)
+        assert len(got) == len(expected), name
+        for a, b in zip(sorted(expected, key=lambda d: d.box), sorted(got, key=lambda d: d.box)):
+            assert box_iou(a.box, b.box) >= 0.8, (name, a.box, b.box)
