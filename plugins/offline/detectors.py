@@ -213,9 +213,9 @@ class FaceFinder:
         self.device = device
         self.faces = FaceDetector(min_score=settings.min_score, device=device)
         # One onnxruntime thread: CenterFace runs beside the torch models.
-        self.centerface = CenterFace(threads=1) if settings.use_centerface else None
-        if self.centerface is not None:
-            self.centerface.session()
+        self.centerface = CenterFace(threads=1, device=device) if settings.use_centerface else None
+        if self.centerface is not None and self.centerface.backend == "onnxruntime":
+            self.centerface.session()  # made here, in the thread that builds the pipeline
         # Results of recent images, each served once more (the person detector and the face
         # detector ask for the same images, also in batches of video frames).
         self._recent: OrderedDict[bytes, list[ScoredBox]] = OrderedDict()
@@ -260,21 +260,26 @@ class FaceFinder:
         views = [v for v in self.views(*image.shape[:2]) if v.turns == turns]
         return on_worker(self._torch_worker, self.mediapipe_batch, [image], [views])[0]
 
-    def centerface_faces(self, image: np.ndarray) -> list[ScoredBox]:
-        if self.centerface is None:
-            return []
-        height, width = image.shape[:2]
-        long_side = max(height, width)
-        # Large images are scaled down to bound the cost (a pixel budget, so a wide picture
-        # keeps more resolution than a long-side limit would give it); small ones up (at most
-        # 2x), so the faces of a small picture reach the sizes CenterFace finds (~12 px and up).
+    def centerface_scale(self, height: int, width: int) -> float:
+        """The factor CenterFace's copy of a ``height x width`` image is resized by. Large
+        images are scaled down to bound the cost (a pixel budget, so a wide picture keeps more
+        resolution than a long-side limit would give it); small ones up (at most 2x), so the
+        faces of a small picture reach the sizes CenterFace finds (~12 px and up)."""
         settings = self.settings
-        scale = min(
-            1.0, settings.centerface_max_side / long_side, math.sqrt(settings.centerface_max_pixels / (height * width))
-        )
+        long_side = max(height, width)
         if long_side < settings.centerface_min_side:
-            scale = min(2.0, settings.centerface_min_side / long_side)
-        return self.centerface.detect(image, settings.centerface_score, scale)
+            return min(2.0, settings.centerface_min_side / long_side)
+        return min(1.0, settings.centerface_max_side / long_side, math.sqrt(settings.centerface_max_pixels / (height * width)))
+
+    def centerface_batch(self, images: list[np.ndarray]) -> list[list[ScoredBox]]:
+        """CenterFace's faces in each image (frames of one size go through it together on a GPU)."""
+        if self.centerface is None:
+            return [[] for _ in images]
+        scales = [self.centerface_scale(*image.shape[:2]) for image in images]
+        return self.centerface.detect_batch(images, self.settings.centerface_score, scales)
+
+    def centerface_faces(self, image: np.ndarray) -> list[ScoredBox]:
+        return self.centerface_batch([image])[0]
 
     def find(self, image: np.ndarray, keep_for_repeat: bool = False) -> list[ScoredBox]:
         """Face boxes (inside the image) and scores of one image (see :meth:`find_batch`)."""
@@ -294,7 +299,7 @@ class FaceFinder:
             if todo:
                 if self._centerface_worker is None:
                     self._centerface_worker = ThreadPoolExecutor(1, thread_name_prefix="centerface")
-                centerface = self._centerface_worker.submit(lambda: [self.centerface_faces(images[i]) for i in todo])
+                centerface = self._centerface_worker.submit(self.centerface_batch, [images[i] for i in todo])
                 try:
                     found = on_worker(self._torch_worker, self.mediapipe_batch, [images[i] for i in todo])
                 finally:
