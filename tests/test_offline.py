@@ -158,10 +158,10 @@ def test_an_error_in_a_detector_worker_reaches_the_caller(astronaut, monkeypatch
     detector = build_component("detector", "offline")
     detector.faces._recent.clear()
 
-    def broken(image):
+    def broken(images):
         raise RuntimeError("face model failed")
 
-    monkeypatch.setattr(detector.faces, "centerface_faces", broken)
+    monkeypatch.setattr(detector.faces, "centerface_batch", broken)
     with pytest.raises(RuntimeError, match="face model failed"):
         detector.detect(astronaut)
 
