@@ -102,7 +102,8 @@ def finite(ctx: click.Context, param: click.Parameter, value: float | None) -> f
     type=click.IntRange(64, 100000),
     default=1920,
     show_default=True,
-    help="Detect on a copy downscaled to this longest side; anonymize at full resolution.",
+    help="Detect on a copy of at most N x 2N/3 pixels (a 3:2 photo: this longest side; wide and tall "
+    "pictures keep more of their long side, so their faces are not shrunk); anonymize at full resolution.",
 )
 @click.option(
     "--start",

@@ -89,10 +89,17 @@ class Detections:
 
 
 def downscaled(image: np.ndarray, max_side: int) -> tuple[np.ndarray, float]:
-    """``image`` (uint8 RGB) downscaled to at most ``max_side`` pixels on its longest side
-    (or itself), and the scale factor (detections found on it map back with :func:`scale_detection`)."""
+    """``image`` (uint8 RGB) downscaled to at most the pixels of a ``max_side`` x ``2/3 max_side``
+    picture (a 3:2 photo gets ``max_side`` as its longest side, a 4:3 one 0.94 of it) and at
+    most ``4 max_side`` long, or itself; and the scale factor (detections found on it map back
+    with :func:`scale_detection`).
+
+    A pixel budget, not a longest side: a wide group photo (2771x683, faces of 30-40 pixels)
+    keeps its full resolution, where a longest side of 1920 would shrink its faces by 0.7.
+    (A budget of 3/4 max_side squared took a 96 MP photo's peak memory past 3 GB:
+    benchmarks/bench_large_image.py.)"""
     height, width = image.shape[:2]
-    factor = min(1.0, max_side / max(height, width))
+    factor = min(1.0, math.sqrt(max_side * max_side * 2 / 3 / (height * width)), 4 * max_side / max(height, width))
     if factor >= 1.0:
         return image, 1.0
     from PIL import Image

@@ -16,7 +16,7 @@ from mmengine import registry as mmengine_registry
 from mmengine.registry import DATASETS as MMENGINE_DATASETS
 from mmengine.registry import HOOKS as MMENGINE_HOOKS
 from mmengine.registry import MODELS as MMENGINE_MODELS
-from mmengine.registry import Registry
+from mmengine.registry import Registry, build_from_cfg
 
 SCOPE = "sganon"
 
@@ -39,7 +39,10 @@ class PluginRegistry(Registry):
 
 
 #: Every network and anonymization component (detector, embedder, generator, discriminator, loss).
-MODELS = PluginRegistry("model", parent=MMENGINE_MODELS, scope=SCOPE)
+#: Built by ``build_from_cfg``, not the parent's ``build_model_from_cfg``: that one imports
+#: ``mmengine.model`` (and with it torch.distributed and sympy: 0.8 s of every process's
+#: start) only to wrap a list of configs in an ``nn.Sequential``, which sganon never builds.
+MODELS = PluginRegistry("model", parent=MMENGINE_MODELS, scope=SCOPE, build_func=build_from_cfg)
 #: Training datasets (person crops, synthetic silhouettes).
 DATASETS = PluginRegistry("dataset", parent=MMENGINE_DATASETS, scope=SCOPE)
 #: Runner hooks (sample grids, metrics, weight export).

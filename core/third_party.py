@@ -5,7 +5,7 @@ and its own cache. Some libraries sganon loads would, on import:
 
 * onnxruntime writes a device id and a telemetry database under
   ``~/.cache/Microsoft/DeveloperTools/.onnxruntime`` unless ``ORT_DISABLE_TELEMETRY`` is set;
-* matplotlib (imported by MediaPipe's drawing utilities) writes its font cache to
+* matplotlib (imported by some plugins) writes its font cache to
   ``~/.cache/matplotlib`` and a folder ``~/.config/matplotlib`` (``MPLCONFIGDIR`` moves both);
 * YAPF (imported by mmengine's config module) writes grammar pickles under
   ``$XDG_CACHE_HOME/YAPF`` (``~/.cache/YAPF``).

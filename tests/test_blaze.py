@@ -209,3 +209,29 @@ def test_densify_matches_a_dense_matrix() -> None:
     data = builder.Output()
     sparsity = Table(bytearray(data), flatbuffers.encode.Get(flatbuffers.packer.uoffset, data, 0))
     np.testing.assert_array_equal(tflite.densify(dense[rows, cols], dense.shape, sparsity), dense)
+
+
+def test_centerface_as_a_torch_module_equals_onnxruntime_and_batches():
+    """CenterFace's graph in torch (the path of `--device cuda`, checked here on the CPU) gives
+    onnxruntime's outputs, and a batch gives each image's outputs alone."""
+    import torch
+    from skimage import data
+    from sganon.plugins.offline.centerface import CenterFace, CenterFaceNet
+
+    image = data.astronaut()
+    blob = np.zeros((2, 3, 512, 512), np.float32)
+    blob[0], blob[1] = image.transpose(2, 0, 1), image[:, ::-1].transpose(2, 0, 1)
+    expected = CenterFace().run(blob)
+    with torch.inference_mode():
+        got = [out.numpy() for out in CenterFaceNet()(torch.from_numpy(blob))]
+        alone = [out.numpy() for out in CenterFaceNet()(torch.from_numpy(blob[1:]))]
+    for a, b, c in zip(expected, got, alone):
+        assert a.shape == b.shape and np.abs(a - b).max() < 1e-3
+        assert np.abs(b[1:] - c).max() < 1e-4
+    images = [image, image[:, ::-1], image[:256]]  # two of one size go through torch together
+    by_onnxruntime = CenterFace().detect_batch(images, 0.4, [1.0, 1.0, 1.5])
+    by_torch = CenterFace(backend="torch").detect_batch(images, 0.4, [1.0, 1.0, 1.5])
+    assert [len(found) for found in by_torch] == [len(found) for found in by_onnxruntime]
+    for found_a, found_b in zip(by_onnxruntime, by_torch):
+        for (box_a, score_a), (box_b, score_b) in zip(found_a, found_b):
+            assert max(abs(u - v) for u, v in zip(box_a, box_b)) <= 1 and abs(score_a - score_b) < 1e-3

@@ -98,3 +98,31 @@ def test_expanded_box_holds_the_person_with_the_aspect_and_background(case):
     assert abs(expanded.height - PAPER_ASPECT * expanded.width) <= PAPER_ASPECT + 2
     assert expanded.area >= mask.sum() / 0.7 - (expanded.width + expanded.height + 1)
     assert expanded == expand_box(tight, image_h, image_w, int(mask.sum()))
+
+
+@settings(max_examples=60, deadline=None)
+@given(height=st.integers(1, 3000), width=st.integers(1, 3000), max_side=st.integers(64, 2000))
+def test_the_detection_copy_keeps_a_pixel_budget_and_the_aspect(height, width, max_side):
+    """``downscaled``: at most ``max_side x 2/3 max_side`` pixels (with rounding) and ``4 max_side``
+    long; never enlarged; the aspect kept; a picture within the budget is detected as it is."""
+    from sganon.core.detections import downscaled
+
+    image = np.zeros((height, width, 3), np.uint8)
+    small, factor = downscaled(image, max_side)
+    h, w = small.shape[:2]
+    assert 0 < factor <= 1.0
+    if height * width <= max_side * max_side * 2 / 3 and max(height, width) <= 4 * max_side:
+        assert small is image and factor == 1.0
+    else:
+        assert (h - 1) * (w - 1) <= max_side * max_side * 2 / 3 and max(h, w) <= 4 * max_side + 1
+        assert abs(w / width - h / height) <= 1.0 / min(h, w) + 1e-9
+
+
+def test_a_wide_group_photo_keeps_its_resolution_for_detection():
+    from sganon.core.detections import downscaled
+
+    wide = np.zeros((683, 2771, 3), np.uint8)  # faces of 30-40 px: a longest side of 1920 made them 21-28
+    assert downscaled(wide, 1920)[1] == 1.0
+    photo = np.zeros((4000, 6000, 3), np.uint8)  # a 3:2 photo: the longest side as before
+    assert downscaled(photo, 1920)[0].shape[:2] == (1280, 1920)
+    assert downscaled(np.zeros((1080, 1920, 3), np.uint8), 1920)[1] == 1.0  # 1080p as it is

@@ -164,10 +164,10 @@ def test_an_error_in_a_detector_worker_reaches_the_caller(astronaut, monkeypatch
     detector = build_component("detector", "offline")
     detector.faces._recent.clear()
 
-    def broken(image):
+    def broken(images):
         raise RuntimeError("face model failed")
 
-    monkeypatch.setattr(detector.faces, "centerface_faces", broken)
+    monkeypatch.setattr(detector.faces, "centerface_batch", broken)
     with pytest.raises(RuntimeError, match="face model failed"):
         detector.detect(astronaut)
 
@@ -228,10 +228,9 @@ def test_every_face_of_the_coco_crowd_is_found_and_most_have_a_body(shared):
     mask = np.zeros(image.shape[:2], bool)
     for person in persons:
         mask |= person.mask_in_image(*image.shape[:2])
-    # Which bodies of this crowd of overlapping children Pose separates turns on small
-    # differences (masks blank earlier persons; 50 % rules): MediaPipe's runtime covered 12
-    # faces, the same models in onnxruntime cover 8 (docs/offline-models.md, recall table).
-    assert sum(covered_by(mask, face.box) for face in faces) >= 8
+    # A body seeded from a face keeps that face when Pose's nose lies on it, and is retried on
+    # a narrower crop when Pose took a neighbour: every child's face is under a body mask.
+    assert sum(covered_by(mask, face.box) for face in faces) >= 11
 
 
 def test_pose_rounds_give_the_persons_of_one_crop_at_a_time(astronaut):
@@ -264,3 +263,82 @@ def test_pose_rounds_give_the_persons_of_one_crop_at_a_time(astronaut):
         assert (a.keypoints is None) == (b.keypoints is None)
         if a.keypoints is not None:
             np.testing.assert_allclose(a.keypoints, b.keypoints, atol=0.1)  # float noise of batch sizes
+
+
+def face_seeded_person(nose: tuple[float, float], segmentation: np.ndarray, covered: np.ndarray) -> Detection | None:
+    """What the person detector keeps of a Pose result on the crop ``Box(0, 0, 100, 200)`` of a
+    job seeded by the face ``Box(40, 10, 60, 30)``, ``covered`` pixels being earlier persons'."""
+    from sganon.plugins.offline.blaze import PoseResult
+    from sganon.plugins.offline.detectors import OfflinePersonDetector, face_job
+
+    keypoints = np.zeros((33, 3), np.float32)
+    keypoints[0] = (*nose, 0.9)
+    detector = OfflinePersonDetector.__new__(OfflinePersonDetector)  # the rules only: no models
+    detector.mask_threshold = 0.5
+    job = face_job(Box(40, 10, 60, 30), 0.9)
+    return detector.person_from_pose(PoseResult(keypoints, segmentation), Box(0, 0, 100, 200), job, covered)
+
+
+@settings(max_examples=30, deadline=None)
+@given(cover_rows=st.integers(0, 166), nose_dx=st.integers(-5, 5), nose_dy=st.integers(-5, 5))
+def test_a_body_confirmed_by_its_nose_keeps_its_face_whatever_was_found_before(cover_rows, nose_dx, nose_dy):
+    """Pose's nose on the seeding face: the face (grown) is the person's even where the
+    segmentation stops short of it, and earlier persons' pixels do not make it a duplicate."""
+    segmentation = np.zeros((200, 100), np.float32)
+    segmentation[40:190, 30:70] = 0.9  # the body only: the head is missed (small heads in crowds)
+    covered = np.zeros((200, 100), bool)
+    covered[200 - cover_rows :, :] = True  # earlier persons over the body, never the face
+    person = face_seeded_person((50 + nose_dx, 20 + nose_dy), segmentation, covered)
+    assert person is not None
+    mask = person.mask_in_image(200, 100)
+    assert mask[10:30, 40:60].all()  # the whole face
+    assert not (mask & covered).any()  # nothing of an earlier person
+
+
+def test_a_face_job_whose_pose_is_someone_else_keeps_only_new_pixels_of_a_column():
+    segmentation = np.zeros((200, 100), np.float32)
+    segmentation[100:190, 0:100] = 0.9  # a neighbour's body, nose far from the face
+    covered = np.zeros((200, 100), bool)
+    person = face_seeded_person((90, 120), segmentation, covered)
+    assert person is not None and person.keypoints is None
+    mask = person.mask_in_image(200, 100)
+    assert mask.any() and not mask[:, :20].any() and not mask[:, 81:].any()  # 3 faces wide
+    covered[100:190, :] = True  # ... and nothing when the neighbour was found before
+    assert face_seeded_person((90, 120), segmentation, covered) is None
+
+
+def test_a_face_job_is_retried_on_a_narrower_crop():
+    from sganon.plugins.offline.detectors import face_job
+
+    job = face_job(Box(40, 10, 60, 30), 0.9)
+    assert job.retry is not None and job.retry.face == job.face and job.retry.retry is None
+    assert job.retry.box.width < job.box.width and job.retry.box.intersect(job.face) == job.face
+
+
+@pytest.mark.parametrize("container", [("PNG", {}), ("WEBP", {"quality": 95}), ("AVIF", {"quality": 90}), ("JPEG", {"quality": 95})])
+def test_the_same_photo_in_any_container_gets_the_same_detections(container, tmp_path):
+    """Issue 19 item 6: a photo stored as PNG, WebP, AVIF or JPEG, read as ``sganon`` reads
+    it, gets the same persons and faces (boxes within the lossy decoders' rounding). Except
+    weak HOG pedestrian boxes Pose did not confirm (box-only persons scoring under 0.88, an
+    SVM margin within 1 of the threshold: the astronaut's helmet), which come and go with
+    the rounding as any thresholded detector's marginal boxes do."""
+    from PIL import Image
+    from sganon.core.boxes import box_iou
+    from sganon.core.images import read_image
+    from skimage import data
+
+    fmt, options = container
+    original = data.astronaut()
+    path = tmp_path / f"astronaut.{fmt.lower()}"
+    Image.fromarray(original).save(path, fmt, **options)
+    pixels = read_image(path).rgb
+    assert pixels.shape == original.shape
+    for name in ("offline", "offline-face"):
+        detector = build_component("detector", name)
+        expected, got = (
+            [d for d in detector.detect(image) if d.keypoints is not None or d.label == "face" or d.score >= 0.88]
+            for image in (original, pixels)
+        )
+        assert len(got) == len(expected), name
+        for a, b in zip(sorted(expected, key=lambda d: d.box), sorted(got, key=lambda d: d.box)):
+            assert box_iou(a.box, b.box) >= 0.8, (name, a.box, b.box)

@@ -172,7 +172,8 @@ SMALL_GIRL = Box(12, 47, 27, 99)
 
 
 def test_a_small_person_without_a_face_is_anonymized(shared):
-    """Real photo, person seen small: with pedestrians her pixels are under a person; without, none."""
+    """Real photo, person seen small: with pedestrians most of her box is under a person
+    (the benchmark's 70 %); without, none of it."""
     image = small_coco(shared)
     height, width = image.shape[:2]
 
@@ -182,5 +183,6 @@ def test_a_small_person_without_a_face_is_anonymized(shared):
             mask |= person.mask_in_image(height, width)
         return float(mask[SMALL_GIRL.y0 : SMALL_GIRL.y1, SMALL_GIRL.x0 : SMALL_GIRL.x1].mean())
 
-    assert covered(OfflinePersonDetector()) >= 0.9
+    # Pose confirms her (a mask: the box by eye holds some court too) or her box is kept.
+    assert covered(OfflinePersonDetector()) >= 0.7
     assert covered(OfflinePersonDetector(pedestrians=False)) < 0.1

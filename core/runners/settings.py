@@ -31,6 +31,8 @@ class RunSettings:
             found in later frames are applied to them too (core/tracking.py).
         max_gap: Videos: a track is applied up to this many detection frames away from
             where it was seen (interpolated between sightings, carried beyond them).
+        motion: Videos: moving person-sized blobs that no detected person covers are
+            anonymized as persons (a static camera's background model, core/motion.py).
         max_pixels: Largest image / video frame (width x height) read; larger ones fail.
         overlap: Videos: decode and encode on threads of their own, beside anonymization
             (same output; ``False`` runs every stage in turn on one thread).
@@ -46,6 +48,7 @@ class RunSettings:
     frame_batch: int = 1
     lookahead: int = 5
     max_gap: int = 5
+    motion: bool = True
     max_pixels: int = 100_000_000
     overlap: bool = True
 

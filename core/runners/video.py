@@ -17,6 +17,7 @@ from ..anonymizer import Anonymizer, FrameToAnonymize
 from ..detections import Detections, ExportedDetections
 from ..errors import InputError
 from ..jobs import Job, output_name, path_inside
+from ..motion import MovingPeople
 from ..atomic import atomic_output
 from ..video import MP4_INSTEAD, VideoTranscoder
 from ..tracking import PendingFrame, Timeline
@@ -99,6 +100,10 @@ class VideoRunner:
         recorded = reuse.frames_of(job.name) if reuse is not None else []
         # Gaps are counted in frames: with --detect-every N a track spans N frames per detection.
         timeline = Timeline(settings.lookahead, max_gap=settings.max_gap * settings.detect_every)
+        # Detected videos with a person detector only: recorded detections are replayed as they
+        # were, and `--detector none` means no persons.
+        detects_persons = reuse is None and self.anonymizer.parts.detector is not None
+        motion = MovingPeople() if settings.motion and detects_persons else None
         ready: list[PendingFrame] = []  # tracked frames waiting for a full batch
 
         def emit(frames_ready: list[PendingFrame], final: bool = False) -> None:
@@ -139,6 +144,10 @@ class VideoRunner:
                     found: Detections | None = reuse.lookup(job.name, index, height, width)
                 else:
                     found = detected.get(i)
+                if motion is not None:  # every frame updates the background; detection frames get its blobs
+                    moving = motion.uncovered(rgb, None if found is None else found.persons)
+                    if moving and found is not None:
+                        found = Detections(persons=found.persons + moving, faces=found.faces)
                 payload = FramePayload(index, rgb, scanned=reuse is None and found is not None)
                 emit(timeline.push(payload, height, width, found))
             count += len(chunk)

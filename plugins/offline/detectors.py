@@ -32,8 +32,7 @@ from typing import Any, Callable, ClassVar
 
 import numpy as np
 import torch
-import torchvision
-from sganon.core.boxes import mask_bounds
+from sganon.core.boxes import box_iou, mask_bounds
 from sganon.core.interfaces import Detector
 from sganon.core.registry import MODELS
 from sganon.core.structures import Box, Detection
@@ -80,11 +79,11 @@ def tile_scales(height: int, width: int, min_tile_side: int, max_per_short_side:
 
 def non_maximum_suppression(items: list[ScoredBox], iou: float) -> list[ScoredBox]:
     """Keep the best-scoring boxes, dropping any overlapping a kept one by more than ``iou``."""
-    if not items:
-        return []
-    boxes = torch.tensor([list(box) for box, _ in items], dtype=torch.float32)
-    scores = torch.tensor([score for _, score in items], dtype=torch.float32)
-    return [items[i] for i in torchvision.ops.nms(boxes, scores, iou).tolist()]
+    kept: list[ScoredBox] = []
+    for box, score in sorted(items, key=lambda item: -item[1]):
+        if all(box_iou(box, other) <= iou for other, _ in kept):
+            kept.append((box, score))
+    return kept
 
 
 def unrotate_box(box: Box, turns: int, height: int, width: int) -> Box:
@@ -186,7 +185,8 @@ class FaceSettings:
         centerface_score: Minimum CenterFace heatmap score.
         min_tile_side: MediaPipe also runs on square tiles (2 across the short side, and 3
             without CenterFace) while a tile keeps at least this many pixels.
-        centerface_max_side: CenterFace runs on a copy whose long side is at most this.
+        centerface_max_side: CenterFace runs on a copy whose long side is at most this (the pixel
+            budget below is what bounds it, except in extreme panoramas).
         centerface_min_side: Smaller images are enlarged (up to 2x) to this long side for it.
         centerface_max_pixels: ... and to at most this many pixels (720p: x0.81).
         rotations: Also run MediaPipe on copies turned by 90 and 270 degrees.
@@ -196,7 +196,7 @@ class FaceSettings:
     min_score: float = 0.5
     centerface_score: float = 0.4
     min_tile_side: int = 200
-    centerface_max_side: int = 1280
+    centerface_max_side: int = 4096
     centerface_min_side: int = 640
     centerface_max_pixels: int = 600_000
     rotations: bool = True
@@ -216,9 +216,9 @@ class FaceFinder:
         self.device = device
         self.faces = FaceDetector(min_score=settings.min_score, device=device)
         # One onnxruntime thread: CenterFace runs beside the torch models.
-        self.centerface = CenterFace(threads=1) if settings.use_centerface else None
-        if self.centerface is not None:
-            self.centerface.session()
+        self.centerface = CenterFace(threads=1, device=device) if settings.use_centerface else None
+        if self.centerface is not None and self.centerface.backend == "onnxruntime":
+            self.centerface.session()  # made here, in the thread that builds the pipeline
         # Results of recent images, each served once more (the person detector and the face
         # detector ask for the same images, also in batches of video frames).
         self._recent: OrderedDict[bytes, list[ScoredBox]] = OrderedDict()
@@ -263,21 +263,26 @@ class FaceFinder:
         views = [v for v in self.views(*image.shape[:2]) if v.turns == turns]
         return on_worker(self._torch_worker, self.mediapipe_batch, [image], [views])[0]
 
-    def centerface_faces(self, image: np.ndarray) -> list[ScoredBox]:
-        if self.centerface is None:
-            return []
-        height, width = image.shape[:2]
-        long_side = max(height, width)
-        # Large images are scaled down to bound the cost (a pixel budget, so a wide picture
-        # keeps more resolution than a long-side limit would give it); small ones up (at most
-        # 2x), so the faces of a small picture reach the sizes CenterFace finds (~12 px and up).
+    def centerface_scale(self, height: int, width: int) -> float:
+        """The factor CenterFace's copy of a ``height x width`` image is resized by. Large
+        images are scaled down to bound the cost (a pixel budget, so a wide picture keeps more
+        resolution than a long-side limit would give it); small ones up (at most 2x), so the
+        faces of a small picture reach the sizes CenterFace finds (~12 px and up)."""
         settings = self.settings
-        scale = min(
-            1.0, settings.centerface_max_side / long_side, math.sqrt(settings.centerface_max_pixels / (height * width))
-        )
+        long_side = max(height, width)
         if long_side < settings.centerface_min_side:
-            scale = min(2.0, settings.centerface_min_side / long_side)
-        return self.centerface.detect(image, settings.centerface_score, scale)
+            return min(2.0, settings.centerface_min_side / long_side)
+        return min(1.0, settings.centerface_max_side / long_side, math.sqrt(settings.centerface_max_pixels / (height * width)))
+
+    def centerface_batch(self, images: list[np.ndarray]) -> list[list[ScoredBox]]:
+        """CenterFace's faces in each image (frames of one size go through it together on a GPU)."""
+        if self.centerface is None:
+            return [[] for _ in images]
+        scales = [self.centerface_scale(*image.shape[:2]) for image in images]
+        return self.centerface.detect_batch(images, self.settings.centerface_score, scales)
+
+    def centerface_faces(self, image: np.ndarray) -> list[ScoredBox]:
+        return self.centerface_batch([image])[0]
 
     def find(self, image: np.ndarray, keep_for_repeat: bool = False) -> list[ScoredBox]:
         """Face boxes (inside the image) and scores of one image (see :meth:`find_batch`)."""
@@ -297,7 +302,7 @@ class FaceFinder:
             if todo:
                 if self._centerface_worker is None:
                     self._centerface_worker = ThreadPoolExecutor(1, thread_name_prefix="centerface")
-                centerface = self._centerface_worker.submit(lambda: [self.centerface_faces(images[i]) for i in todo])
+                centerface = self._centerface_worker.submit(self.centerface_batch, [images[i] for i in todo])
                 try:
                     found = on_worker(self._torch_worker, self.mediapipe_batch, [images[i] for i in todo])
                 finally:
@@ -369,6 +374,8 @@ class PoseJob:
     score: float
     face: Box | None = None
     pedestrian: Box | None = None
+    #: For a face job: the job to run instead when Pose's person there is someone else.
+    retry: "PoseJob | None" = None
 
 
 @MODELS.register_module()
@@ -480,7 +487,7 @@ class OfflinePersonDetector(Detector):
             pedestrians = pedestrians_found.result() if pedestrians_found is not None else None
         jobs: list[list[PoseJob]] = [[] for _ in images]
         if faces is not None:
-            jobs = [[PoseJob(body_below(face), score, face) for face, score in found] for found in faces]
+            jobs = [[face_job(face, score) for face, score in found] for found in faces]
         if pedestrians is not None:
             for image_jobs, found, image_covered, image_persons in zip(jobs, pedestrians, covered, persons):
                 known = [person.box for person in image_persons]
@@ -555,6 +562,9 @@ class OfflinePersonDetector(Detector):
                         pending[i] = image_jobs[index:]
                         break
                     inside, _, pose = seen[id(job)]
+                    if job.retry is not None and not nose_on_face(pose, inside, job.face):
+                        image_jobs.insert(index + 1, job.retry)  # runs next (the loop reaches it)
+                        continue
                     person = self.person_from_pose(pose, inside, job, covered[i])
                     if job.pedestrian is not None:
                         keep = self.pedestrian_finder.keep_probability if self.pedestrian_finder else 0.0
@@ -597,25 +607,23 @@ class OfflinePersonDetector(Detector):
         keypoints[:, 1] += inside.y0
         mask = self.mask_of(pose, inside)
         face = job.face
-        if face is not None:
-            nose_x, nose_y = keypoints[0, :2]
-            grown = Box(
-                face.x0 - face.width // 2,
-                face.y0 - face.height // 2,
-                face.x1 + face.width // 2,
-                face.y1 + face.height // 2,
-            )
-            if not (grown.x0 <= nose_x < grown.x1 and grown.y0 <= nose_y < grown.y1):
-                # Pose locked on someone else (crowds): keep the segmented pixels in a body-wide
-                # column under this face as its body, without keypoints (fails safe).
-                if mask is None:
-                    return None
-                mask = mask & body_column(face, inside)
-                keypoints = None
+        confirmed = face is not None and nose_on_face(pose, inside, face)
+        if confirmed:
+            # Pose's person is this face's: the face is theirs even where the segmentation
+            # stops short of it (small heads in crowds), and pixels of persons found before
+            # are no sign of a duplicate (no earlier mask covers this face).
+            mask = face_region(face, inside) | (mask if mask is not None else False)
+        elif face is not None:
+            # Pose locked on someone else (crowds): keep the segmented pixels in a body-wide
+            # column under this face as its body, without keypoints (fails safe).
+            if mask is None:
+                return None
+            mask = mask & body_column(face, inside)
+            keypoints = None
         if mask is None or not mask.any():
             return None
         new = mask & ~covered[inside.y0 : inside.y1, inside.x0 : inside.x1]
-        if new.sum() < 0.5 * mask.sum():  # mostly a person found before
+        if not new.any() or (not confirmed and new.sum() < 0.5 * mask.sum()):  # mostly a person found before
             return None
         mask = new
         bounds = mask_bounds(mask)
@@ -701,6 +709,16 @@ def with_face(person: Detection, faces: list[ScoredBox], height: int, width: int
     return Detection(box, person.score, mask[box.y0 : box.y1, box.x0 : box.x1], person.keypoints, person.label)
 
 
+def face_region(face: Box, crop: Box, margin: float = 0.15) -> np.ndarray:
+    """Bool ``[crop.height, crop.width]``: ``face`` grown by ``margin`` on each side."""
+    dx, dy = round(face.width * margin), round(face.height * margin)
+    grown = Box(face.x0 - dx - crop.x0, face.y0 - dy - crop.y0, face.x1 + dx - crop.x0, face.y1 + dy - crop.y0)
+    grown = grown.clip(crop.height, crop.width)
+    region = np.zeros((crop.height, crop.width), dtype=bool)
+    region[grown.y0 : grown.y1, grown.x0 : grown.x1] = True
+    return region
+
+
 def body_column(face: Box, crop: Box) -> np.ndarray:
     """Bool ``[crop.height, crop.width]``: a column 3 faces wide from the top of ``face`` down."""
     size = max(face.height, face.width)
@@ -714,6 +732,29 @@ def face_is_covered(face: Box, covered: np.ndarray) -> bool:
     """Whether masks found so far cover most of ``face`` (no body is seeded from it then)."""
     inside = covered[face.y0 : face.y1, face.x0 : face.x1]
     return bool(inside.size and inside.mean() > 0.5)
+
+
+def nose_on_face(pose: PoseResult | None, inside: Box, face: Box) -> bool:
+    """Whether Pose's person on the crop ``inside`` has its nose in (or near) ``face``."""
+    if pose is None:
+        return False
+    nose_x, nose_y = pose.keypoints[0, 0] + inside.x0, pose.keypoints[0, 1] + inside.y0
+    grown = Box(face.x0 - face.width // 2, face.y0 - face.height // 2, face.x1 + face.width // 2, face.y1 + face.height // 2)
+    return bool(grown.x0 <= nose_x < grown.x1 and grown.y0 <= nose_y < grown.y1)
+
+
+def face_job(face: Box, score: float) -> PoseJob:
+    """The Pose job of a face no mask covers: the box below it (:func:`body_below`), and when
+    Pose's person there is someone else (crowds), a narrower box around this face's body
+    (:func:`body_close_to`), where it is the most prominent person."""
+    return PoseJob(body_below(face), score, face, retry=PoseJob(body_close_to(face), score, face))
+
+
+def body_close_to(face: Box) -> Box:
+    """A narrow box (3 faces wide, 6 tall) around the head and upper body under ``face``."""
+    size = max(face.height, face.width)
+    cx = (face.x0 + face.x1) / 2
+    return Box(int(cx - 1.5 * size), int(face.y0 - size / 2), int(cx + 1.5 * size), int(face.y0 + 5.5 * size))
 
 
 def body_below(face: Box) -> Box:

@@ -179,7 +179,7 @@ def is_known(box: Box, covered: np.ndarray, persons: Sequence[Box]) -> bool:
 def is_covered(box: Box, covered: np.ndarray, min_fraction: float = 0.5) -> bool:
     """Whether persons found so far (``covered``, bool ``[H, W]``) cover at least
     ``min_fraction`` of the middle third of ``box`` (where an upright person's body is)."""
-    third = box.width / 3
-    core = Box(round(box.x0 + third), box.y0, round(box.x1 - third), box.y1).clip(*covered.shape)
+    third = box.width // 3
+    core = Box(box.x0 + third, box.y0, max(box.x1 - third, box.x0 + third + 1), box.y1).clip(*covered.shape)
     inside = covered[core.y0 : core.y1, core.x0 : core.x1]
     return bool(inside.size and inside.mean() >= min_fraction)

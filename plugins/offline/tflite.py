@@ -583,8 +583,18 @@ class OnnxRunner:
         options.intra_op_num_threads = 1
         options.inter_op_num_threads = 1
         options.log_severity_level = 3
+        # No memory arena: it would keep the largest batch's buffers for the whole process.
+        options.enable_cpu_mem_arena = False
         self.session = onnxruntime.InferenceSession(onnx_model(path), options, providers=["CPUExecutionProvider"])
 
+    #: Largest batch run at once: bounds the activations' memory (a batch of video frames has
+    #: 30 views each); on the CPU, larger batches are not faster.
+    max_batch = 16
+
     def __call__(self, x: torch.Tensor) -> list[torch.Tensor]:
-        outputs = self.session.run(None, {"x": x.detach().cpu().numpy().astype(np.float32, copy=False)})
-        return [torch.from_numpy(output) for output in outputs]
+        pixels = x.detach().cpu().numpy().astype(np.float32, copy=False)
+        parts = [
+            self.session.run(None, {"x": pixels[start : start + self.max_batch]})
+            for start in range(0, len(pixels), self.max_batch)
+        ]
+        return [torch.from_numpy(np.concatenate(outputs)) for outputs in zip(*parts)]

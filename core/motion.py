@@ -1,0 +1,145 @@
+"""Moving people in static-camera video: what the detectors miss, motion shows (issue 19).
+
+Real surveillance footage has people 50-120 pixels tall, walking away from the camera or
+seen from the side: no face for the face models, no face for BlazePose's face-seeded
+proposals. What they all do is move against a still background. :class:`MovingPeople`
+keeps a background model of the video (OpenCV's MOG2 on a small colour copy, a few
+milliseconds per frame) and, on each detection frame, turns every person-sized moving blob
+that no detected person covers into a person detection: the blob's pixels, dilated, without
+keypoints. Such a region is replaced like any person (the baselines fill it; the realistic
+path treats it as a person without a pose). A moving car or a swaying bush costs some
+utility; a missed person costs privacy.
+
+The rules (all in :meth:`MovingPeople.uncovered`):
+
+* frames where more than :attr:`MovingPeople.max_moving` of the picture moves (a panning or
+  shaking camera, a light switched on) add nothing: motion says nothing there;
+* a blob counts when it is at least ``min_height`` of the frame tall, at least
+  ``min_aspect`` times as tall as wide (people alone or two or three side by side; not cars,
+  which are 2-3 times wider than tall) and not mostly (``covered``) under a detected
+  person's mask;
+* a blob must also be moving now (``min_changed`` of it differs from the previous frame),
+  which drops the ghosts a background model leaves where something stood at its start;
+* the background needs ``warmup`` frames before its blobs are trusted.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .structures import Box, Detection
+
+#: The side the background model works at (longest side of its copy).
+MODEL_SIDE = 320
+
+
+class MovingPeople:
+    """A static camera's background, and the moving person-sized blobs no detection covers.
+
+    Args:
+        min_height: Smallest blob height as a fraction of the frame's height (people 30
+            pixels tall in a 576-row frame: 0.05).
+        min_aspect: A blob counts when its height is at least this times its width.
+        covered: A blob at least this much under detected persons' masks adds nothing.
+        max_moving: Frames where more than this fraction of pixels moves add nothing.
+        warmup: Frames seen before blobs count.
+        grow: Blobs are dilated by this fraction of their height (limbs, hair: MOG2's
+            foreground misses thin and slow parts).
+        min_changed: A blob counts only when at least this fraction of its pixels changed
+            since the previous frame (a walker's edges and texture do; a "ghost", the
+            background uncovered where something stood when the model began, does not).
+    """
+
+    def __init__(
+        self,
+        min_height: float = 0.05,
+        min_aspect: float = 0.6,
+        covered: float = 0.5,
+        max_moving: float = 0.25,
+        warmup: int = 5,
+        grow: float = 0.1,
+        min_changed: float = 0.1,
+    ) -> None:
+        import cv2
+
+        self.min_height = min_height
+        self.min_aspect = min_aspect
+        self.covered = covered
+        self.max_moving = max_moving
+        self.warmup = warmup
+        self.grow = grow
+        self.min_changed = min_changed
+        self._model = cv2.createBackgroundSubtractorMOG2(history=200, varThreshold=16, detectShadows=False)
+        self._seen = 0
+        self._previous: np.ndarray | None = None  # the last small copy
+        self._changed: np.ndarray | None = None  # pixels that changed since it (bool)
+
+    def foreground(self, rgb: np.ndarray) -> tuple[np.ndarray, float]:
+        """Update the background with one frame (uint8 RGB ``[H, W, 3]``); returns the moving
+        pixels of the small copy (bool) and its scale to the frame."""
+        import cv2
+
+        height, width = rgb.shape[:2]
+        scale = min(1.0, MODEL_SIDE / max(height, width))
+        small = cv2.resize(rgb, (max(1, round(width * scale)), max(1, round(height * scale))), interpolation=cv2.INTER_AREA)
+        if self._previous is not None and self._previous.shape == small.shape:
+            self._changed = np.abs(small.astype(np.int16) - self._previous).max(axis=2) > 20
+        self._previous = small.astype(np.int16)
+        moving = self._model.apply(small) > 0  # in colour: a white coat on grey asphalt; shadows are kept (dark clothes look like shadows)
+        moving = cv2.morphologyEx(moving.astype(np.uint8), cv2.MORPH_OPEN, np.ones((2, 2), np.uint8))
+        moving = cv2.morphologyEx(moving, cv2.MORPH_CLOSE, np.ones((9, 9), np.uint8))  # one blob per object
+        self._seen += 1
+        return moving.astype(bool), small.shape[1] / width
+
+    def uncovered(self, rgb: np.ndarray, persons: list[Detection] | None) -> list[Detection]:
+        """Feed one frame; on a detection frame (``persons`` given: the persons found in it),
+        the moving person-sized blobs they do not cover, as person detections in frame pixels."""
+        import cv2
+
+        moving, scale = self.foreground(rgb)
+        if persons is None or self._seen <= self.warmup or moving.mean() > self.max_moving:
+            return []
+        height, width = rgb.shape[:2]
+        count, labels, stats, _ = cv2.connectedComponentsWithStats(moving.astype(np.uint8), connectivity=8)
+        found = []
+        for label in range(1, count):
+            x, y, w, h = (int(v) for v in stats[label, :4])
+            if h < self.min_height * moving.shape[0] or h < self.min_aspect * w:
+                continue
+            pixels = labels[y : y + h, x : x + w] == label
+            if self._changed is None or self._changed[y : y + h, x : x + w][pixels].mean() < self.min_changed:
+                continue  # nothing moves in it now: a ghost of where something was when the model began
+            box = Box(
+                int(x / scale), int(y / scale), min(width, int(np.ceil((x + w) / scale))), min(height, int(np.ceil((y + h) / scale)))
+            )
+            blob = cv2.resize(pixels.astype(np.uint8), (box.width, box.height),
+                              interpolation=cv2.INTER_NEAREST).astype(bool)  # fmt: skip
+            if under_persons(box, blob, persons, height, width) >= self.covered:
+                continue
+            found.append(grown_blob(box, blob, max(1, round(self.grow * box.height)), height, width))
+        return found
+
+
+def under_persons(box: Box, blob: np.ndarray, persons: list[Detection], height: int, width: int) -> float:
+    """The fraction of ``blob`` (bool, relative to ``box``) under the persons' masks."""
+    under = np.zeros_like(blob)
+    for person in persons:
+        common = person.box.intersect(box)
+        if common.is_empty():
+            continue
+        mask = person.full_mask()[
+            common.y0 - person.box.y0 : common.y1 - person.box.y0, common.x0 - person.box.x0 : common.x1 - person.box.x0
+        ]
+        under[common.y0 - box.y0 : common.y1 - box.y0, common.x0 - box.x0 : common.x1 - box.x0] |= mask
+    return float((under & blob).sum()) / max(int(blob.sum()), 1)
+
+
+def grown_blob(box: Box, blob: np.ndarray, radius: int, height: int, width: int) -> Detection:
+    """A person detection: ``blob`` dilated by ``radius`` pixels (an ellipse), inside the frame."""
+    import cv2
+
+    grown = Box(box.x0 - radius, box.y0 - radius, box.x1 + radius, box.y1 + radius).clip(height, width)
+    mask = np.zeros((grown.height, grown.width), np.uint8)
+    mask[box.y0 - grown.y0 : box.y1 - grown.y0, box.x0 - grown.x0 : box.x1 - grown.x0] = blob
+    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))
+    return Detection(grown, 0.5, cv2.dilate(mask, kernel).astype(bool), None, "person")

@@ -1,0 +1,119 @@
+"""Moving people in static-camera video (core/motion.py): blobs no detection covers become
+persons; panning cameras, cars and covered people add nothing; the video runner applies it."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from sganon.core.anonymizer import Anonymizer
+from sganon.core.assembly import assemble
+from sganon.core.interfaces import Detector
+from sganon.core.jobs import collect_jobs
+from sganon.core.motion import MovingPeople
+from sganon.core.runners import FileAnonymizer, RunSettings
+from sganon.core.structures import Box, Detection
+
+HEIGHT, WIDTH = 240, 320
+BACKGROUND = np.random.default_rng(0).integers(60, 200, (HEIGHT, WIDTH, 3), dtype=np.uint8)
+CLOTHES = np.random.default_rng(1).integers(0, 50, (HEIGHT, WIDTH, 3), dtype=np.uint8)  # dark, textured
+
+
+def walker(frame: int, speed: int = 4, size: tuple[int, int] = (60, 20)) -> Box:
+    """Where the walking figure is in ``frame``: ``size`` = (height, width), moving right."""
+    height, width = size
+    x0 = 20 + speed * frame
+    return Box(x0, 120, x0 + width, 120 + height)
+
+
+def scene(frame: int, figure: Box | None, shift: int = 0) -> np.ndarray:
+    """The still background (moved ``shift`` pixels per frame: a panning camera) with a dark,
+    textured figure at ``figure`` (its texture moves with it)."""
+    image = np.roll(BACKGROUND, shift * frame, axis=1).copy()
+    if figure is not None:
+        image[figure.y0 : figure.y1, figure.x0 : figure.x1] = CLOTHES[: figure.height, : figure.width]
+    return image
+
+
+def coverage(found: list[Detection], box: Box) -> float:
+    mask = np.zeros((HEIGHT, WIDTH), bool)
+    for detection in found:
+        mask |= detection.mask_in_image(HEIGHT, WIDTH)
+    return float(mask[box.y0 : box.y1, box.x0 : box.x1].mean())
+
+
+def run(frames: int, figure=walker, shift: int = 0, persons=lambda frame: []) -> list[list[Detection]]:
+    motion = MovingPeople()
+    return [motion.uncovered(scene(i, figure(i), shift), persons(i)) for i in range(frames)]
+
+
+@settings(max_examples=15, deadline=None)
+@given(speed=st.integers(2, 8), height=st.integers(30, 90))
+def test_a_walking_figure_nobody_detected_is_found(speed, height):
+    found = run(20, lambda i: walker(i, speed, (height, height // 3)))
+    assert all(not f for f in found[:5])  # the background's warm-up
+    for i in range(8, 20):
+        assert coverage(found[i], walker(i, speed, (height, height // 3))) >= 0.9, i
+        assert all(d.label == "person" and d.keypoints is None for d in found[i])
+
+
+def test_a_walker_under_a_detected_mask_adds_nothing():
+    def detected(frame: int) -> list[Detection]:
+        box = walker(frame)
+        return [Detection(box, 0.9, np.ones((box.height, box.width), bool))]
+
+    assert not any(run(20, persons=detected)[8:])
+
+
+def test_frames_without_detection_only_teach_the_background():
+    assert not any(run(20, persons=lambda frame: None))
+
+
+@pytest.mark.parametrize("shift", [3, -5])
+def test_a_panning_camera_adds_nothing(shift):
+    assert not any(run(20, figure=lambda i: None, shift=shift)[6:])
+
+
+def test_a_wide_moving_thing_is_not_a_person():
+    car = run(24, lambda i: walker(i - 8, 4, (30, 90)) if i >= 8 else None)  # drives in after the warm-up
+    assert not any(car)
+
+
+def test_the_video_runner_anonymizes_a_walker_no_detector_finds(tmp_path):
+    """A person detector that finds nobody; the walker is replaced once the background is
+    learned, unless motion is switched off."""
+
+    class NobodyDetector(Detector):
+        name = "nobody"
+        description = "test: finds no one"
+
+        def detect(self, image):
+            return []
+
+    source = tmp_path / "walk.mp4"
+    container = av.open(str(source), "w", format="mp4")
+    stream = container.add_stream("libx264", rate=10, options={"crf": "0"})
+    stream.width, stream.height, stream.pix_fmt = WIDTH, HEIGHT, "yuv444p"
+    for i in range(20):
+        container.mux(stream.encode(av.VideoFrame.from_ndarray(scene(i, walker(i)), format="rgb24")))
+    container.mux(stream.encode())
+    container.close()
+    parts = replace(assemble(preset="baseline.mask-black", detector="none", face_detector="none"), detector=NobodyDetector())
+    changed = {}
+    for motion in (True, False):
+        out = tmp_path / f"out-{motion}"
+        result = FileAnonymizer(Anonymizer(parts), out, RunSettings(motion=motion)).run(collect_jobs([source], None, []))
+        assert not result.failed
+        with av.open(str(out / "walk.mp4")) as video:
+            frames = [f.to_ndarray(format="rgb24").astype(int) for f in video.decode(video=0)]
+        changed[motion] = [
+            float((np.abs(frames[i] - scene(i, walker(i))).sum(axis=2) > 60)[walker(i).y0 : walker(i).y1, walker(i).x0 : walker(i).x1].mean())
+            for i in range(len(frames))
+        ]
+    assert min(changed[True][10:]) > 0.5  # replaced (black, lossy encoding aside)
+    assert max(changed[False]) < 0.2  # without motion nobody is
