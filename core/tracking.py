@@ -16,8 +16,9 @@ When a frame leaves the window, every track seen within ``max_gap`` frames of it
   box interpolated between them (mask and keypoints of the nearer sighting, fitted into it);
 * seen on one side only (it entered or left the picture, or the detector lost it for longer):
   the nearest sighting moved by the track's velocity and grown by how far it could have moved
-  since (per frame away: half its measured speed plus a tenth of its size, or three tenths of
-  its size when a single sighting gave no speed), mask dilated to match. Privacy first: an unneeded margin costs a little utility, a missed face costs an
+  since (per frame away: half its measured speed plus a tenth of its size, or, when a single
+  sighting gave no speed, three tenths of a face's size and a tenth of a person's), mask
+  dilated to match. Privacy first: an unneeded margin costs a little utility, a missed face costs an
   identity.
 
 >>> from sganon.core.detections import Detections
@@ -51,8 +52,13 @@ from .structures import Box, Detection
 GROWTH_PER_FRAME = 0.1
 #: ... plus this fraction of the track's measured speed (pixels per frame, per coordinate);
 SPEED_MARGIN = 0.5
-#: with a single sighting (no speed known), by this fraction of its size instead.
+#: with a single sighting (no speed known), by this fraction of its size instead: a face
+#: may move a third of its size in a frame (a pan, a turned head) ...
 UNKNOWN_SPEED_GROWTH = 0.3
+#: ... a body, being larger, a tenth (a walker covers 2-5 % of his height per frame at 10-25
+#: fps); 0.3 made single HOG boxes and motion regions in real footage cover large patches
+#: (benchmarks/bench_pedestrians.py: a third of the frame replaced on average).
+UNKNOWN_SPEED_GROWTH_PERSON = 0.1
 
 
 def box_coordinates(box: Box) -> np.ndarray:
@@ -286,7 +292,8 @@ class Timeline:
         size = np.array([sighting.box.width, sighting.box.height] * 2, dtype=np.float64)
         if velocity is None:
             coordinates = box_coordinates(sighting.box)
-            grow = away * UNKNOWN_SPEED_GROWTH * size
+            growth = UNKNOWN_SPEED_GROWTH_PERSON if track.label == "person" else UNKNOWN_SPEED_GROWTH
+            grow = away * growth * size
         else:
             coordinates = box_coordinates(sighting.box) + velocity * (position - nearest)
             grow = away * (SPEED_MARGIN * np.abs(velocity) + GROWTH_PER_FRAME * size)

@@ -90,3 +90,18 @@ def test_empty_region_returns_the_input():
     batch = CropBatch(image, mask, torch.zeros_like(mask), torch.zeros(1, 0, 8, 8))
     for baseline in BASELINES:
         assert torch.equal(baseline.anonymize(batch), image)
+
+
+def test_pixelation_blocks_do_not_shrink_below_min_block_on_small_people():
+    """16 blocks across a person 24 pixels wide would be 1.5-pixel blocks, which leave a small
+    person as they were: blocks are at least ``min_block`` (4) pixels."""
+    g = torch.Generator().manual_seed(0)
+    image = torch.rand(1, 3, 48, 24, generator=g) * 2 - 1
+    zeros = torch.zeros(1, 1, 48, 24)
+    batch = CropBatch(image=image, mask=zeros, border=zeros, embedding=torch.zeros(1, 0, 48, 24))
+    out = Pixelate(16).anonymize(batch)[0]
+    for y in range(0, 48, 4):
+        for x in range(0, 24, 4):
+            block = out[:, y : y + 4, x : x + 4]
+            assert torch.allclose(block, block[:, :1, :1].expand_as(block))  # one colour per 4x4 block
+    assert not torch.allclose(out[:, :4, :4], out[:, :4, 4:8])
