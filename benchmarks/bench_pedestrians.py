@@ -52,7 +52,7 @@ import numpy as np
 from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_surveillance import write_clip  # noqa: E402
+from bench_surveillance import replaced_by, write_clip  # noqa: E402
 
 import sganon.plugins.baselines  # noqa: E402,F401  (registered also without installed entry points)
 import sganon.plugins.offline  # noqa: E402,F401
@@ -71,6 +71,18 @@ class Blob:
     box: Box
     mask: np.ndarray
 
+
+
+def people_figures(per_frame: list, shares: list[float]) -> dict:
+    """People anonymized of all (``per_frame``: [index, anonymized, people]) and the replaced share."""
+    return {
+        "anonymized": sum(found for _, found, _ in per_frame),
+        "people": sum(total for _, _, total in per_frame),
+        "frames_missing_someone": sum(found < total for _, found, total in per_frame),
+        "frames": len(per_frame),
+        "replaced_share": statistics.mean(shares),
+        "replaced_share_max": max(shares),
+    }
 
 def read_frames(path: Path) -> list[np.ndarray]:
     """Every frame of a video as uint8 RGB."""
@@ -151,19 +163,13 @@ def check_stills(frames: list[np.ndarray], background: np.ndarray, every: int, p
             Image.fromarray(side_by_side(frames[index], blobs, result.image, replaced)).save(out / name)
     seconds = (time.perf_counter() - start) / len(per_frame)
     return {
-        "anonymized": sum(found for _, found, _ in per_frame),
-        "people": sum(total for _, _, total in per_frame),
-        "frames_missing_someone": sum(found < total for _, found, total in per_frame),
-        "frames": len(per_frame),
-        "replaced_share": statistics.mean(shares),
-        "replaced_share_max": max(shares),
+        **people_figures(per_frame, shares),
         "seconds_per_frame": seconds,
         "per_frame": per_frame,
     }
 
 
 def check_video(frames: list[np.ndarray], background: np.ndarray, pedestrians: bool, folder: Path, out: Path | None) -> dict:
-    from sganon.core.detections import Detections
     from sganon.core.jobs import collect_jobs
     from sganon.core.runners import FileAnonymizer, RunSettings
 
@@ -181,14 +187,7 @@ def check_video(frames: list[np.ndarray], background: np.ndarray, pedestrians: b
     outputs = read_frames(next(target.rglob("*.mp4"))) if out is not None else []
     per_frame, shares = [], []
     for index, frame in enumerate(frames):
-        replaced = np.zeros((height, width), bool)
-        if index in by_frame:
-            detections = Detections.parse(by_frame[index], height, width)
-            for person in detections.persons:
-                replaced |= person.mask_in_image(height, width)
-            for face in detections.faces:
-                box = face.box.clip(height, width)
-                replaced[box.y0 : box.y1, box.x0 : box.x1] = True
+        replaced = replaced_by(by_frame[index], height, width) if index in by_frame else np.zeros((height, width), bool)
         blobs = people(frame, background)
         per_frame.append([index, sum(is_anonymized(replaced, blob) for blob in blobs), len(blobs)])
         shares.append(float(replaced.mean()))
@@ -196,12 +195,7 @@ def check_video(frames: list[np.ndarray], background: np.ndarray, pedestrians: b
             name = f"video-{'on' if pedestrians else 'off'}-{index:04d}.png"
             Image.fromarray(side_by_side(frame, blobs, outputs[index], replaced)).save(out / name)
     return {
-        "anonymized": sum(found for _, found, _ in per_frame),
-        "people": sum(total for _, _, total in per_frame),
-        "frames_missing_someone": sum(found < total for _, found, total in per_frame),
-        "frames": len(per_frame),
-        "replaced_share": statistics.mean(shares),
-        "replaced_share_max": max(shares),
+        **people_figures(per_frame, shares),
         "fps": len(frames) / seconds,
         "per_frame": per_frame,
     }

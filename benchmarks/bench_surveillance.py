@@ -38,6 +38,7 @@ from bench_detection_recall import photos  # noqa: E402
 
 import sganon.plugins.baselines  # noqa: E402,F401  (registered also without installed entry points)
 import sganon.plugins.offline  # noqa: E402,F401
+from sganon.core.detections import Detections  # noqa: E402
 from sganon.core.structures import Box  # noqa: E402
 
 SIZE = (576, 768)  # (height, width)
@@ -125,6 +126,18 @@ def anonymized(replaced: np.ndarray, pasted: Box, face: Box) -> bool:
     return bool(face_part.size and face_part.mean() >= 0.7 and body_part.mean() >= 0.3)
 
 
+def replaced_by(entry: dict, height: int, width: int) -> np.ndarray:
+    """The pixels an exported detections entry says were replaced: person masks and face regions."""
+    detections = Detections.parse(entry, height, width)
+    replaced = np.zeros((height, width), bool)
+    for person in detections.persons:
+        replaced |= person.mask_in_image(height, width)
+    for face in detections.faces:
+        box = face.box.clip(height, width)
+        replaced[box.y0 : box.y1, box.x0 : box.x1] = True
+    return replaced
+
+
 def write_clip(path: Path, images: list[np.ndarray], fps: int = FPS, crf: int = 16) -> None:
     """``images`` (uint8 RGB, one size, even sides) as an H.264 clip."""
     import av
@@ -162,7 +175,6 @@ def check_stills(images: list, truth: list, every: int) -> dict:
 def check_video(images: list, truth: list, folder: Path) -> dict:
     from sganon.core.anonymizer import Anonymizer
     from sganon.core.assembly import assemble
-    from sganon.core.detections import Detections
     from sganon.core.jobs import collect_jobs
     from sganon.core.runners import FileAnonymizer, RunSettings
 
@@ -180,14 +192,7 @@ def check_video(images: list, truth: list, folder: Path) -> dict:
     found = total = 0
     missed = []
     for index, boxes in enumerate(truth):
-        replaced = np.zeros(SIZE, bool)
-        if index in by_frame:
-            detections = Detections.parse(by_frame[index], height, width)
-            for person in detections.persons:
-                replaced |= person.mask_in_image(height, width)
-            for face in detections.faces:
-                box = face.box.clip(height, width)
-                replaced[box.y0 : box.y1, box.x0 : box.x1] = True
+        replaced = replaced_by(by_frame[index], height, width) if index in by_frame else np.zeros(SIZE, bool)
         hits = sum(anonymized(replaced, pasted, face) for pasted, face in boxes)
         found, total = found + hits, total + len(boxes)
         if hits < len(boxes):
