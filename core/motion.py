@@ -60,8 +60,6 @@ class MovingPeople:
         grow: float = 0.1,
         min_changed: float = 0.1,
     ) -> None:
-        import cv2
-
         self.min_height = min_height
         self.min_aspect = min_aspect
         self.covered = covered
@@ -69,6 +67,12 @@ class MovingPeople:
         self.warmup = warmup
         self.grow = grow
         self.min_changed = min_changed
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget the background (a new scene): blobs count again after ``warmup`` frames."""
+        import cv2
+
         self._model = cv2.createBackgroundSubtractorMOG2(history=200, varThreshold=16, detectShadows=False)
         self._seen = 0
         self._previous: np.ndarray | None = None  # the last small copy
@@ -82,7 +86,9 @@ class MovingPeople:
         height, width = rgb.shape[:2]
         scale = min(1.0, MODEL_SIDE / max(height, width))
         small = cv2.resize(rgb, (max(1, round(width * scale)), max(1, round(height * scale))), interpolation=cv2.INTER_AREA)
-        if self._previous is not None and self._previous.shape == small.shape:
+        if self._previous is not None and self._previous.shape != small.shape:
+            self.reset()  # the frame size changed mid-stream: a new background
+        if self._previous is not None:
             self._changed = np.abs(small.astype(np.int16) - self._previous).max(axis=2) > 20
         self._previous = small.astype(np.int16)
         moving = self._model.apply(small) > 0  # in colour: a white coat on grey asphalt; shadows are kept (dark clothes look like shadows)

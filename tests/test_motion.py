@@ -117,3 +117,12 @@ def test_the_video_runner_anonymizes_a_walker_no_detector_finds(tmp_path):
         ]
     assert min(changed[True][10:]) > 0.5  # replaced (black, lossy encoding aside)
     assert max(changed[False]) < 0.2  # without motion nobody is
+
+
+def test_a_frame_size_change_mid_stream_starts_a_new_background():
+    motion = MovingPeople()
+    for i in range(10):
+        motion.uncovered(scene(i, walker(i)), [])
+    small = np.ascontiguousarray(scene(10, walker(10))[:120, :200])
+    assert motion.uncovered(small, []) == []  # no error; warm-up again
+    assert all(motion.uncovered(np.ascontiguousarray(scene(i, walker(i))[:120, :200]), []) == [] for i in range(11, 14))
