@@ -612,7 +612,8 @@ class OfflinePersonDetector(Detector):
             # Pose's person is this face's: the face is theirs even where the segmentation
             # stops short of it (small heads in crowds), and pixels of persons found before
             # are no sign of a duplicate (no earlier mask covers this face).
-            mask = face_region(face, inside) | (mask if mask is not None else False)
+            face_pixels = face_region(face, inside)
+            mask = face_pixels if mask is None else mask | face_pixels
         elif face is not None:
             # Pose locked on someone else (crowds): keep the segmented pixels in a body-wide
             # column under this face as its body, without keypoints (fails safe).
