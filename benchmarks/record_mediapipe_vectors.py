@@ -9,6 +9,10 @@ beside sganon and run::
 
     python benchmarks/record_mediapipe_vectors.py --out tests/vectors/mediapipe.npz
 
+``--selfie`` records MediaPipe's selfie segmentation (``SelfieSegmentation(model_selection=0)``)
+of each case instead, into ``tests/vectors/selfie.npz`` (recorded with mediapipe 0.10.14, whose
+``selfie_segmentation.tflite`` is byte for byte the one of 0.10.21 that sganon ships).
+
 Cases (``CASES``): each names an image source and a transform (see ``case_image``); faces
 and pose proposals are recorded on the whole picture, the pose (keypoints, mask) on the crop
 around each proposal's body and on the whole picture.
@@ -52,6 +56,15 @@ class MediaPipeRuntime:
             static_image_mode=True, model_complexity=1, enable_segmentation=True, min_detection_confidence=0.5
         )
         self.faces = mp.solutions.face_detection.FaceDetection(model_selection=1, min_detection_confidence=0.5)
+
+    def segment(self, image: np.ndarray) -> np.ndarray:
+        """The selfie segmentation's person probabilities as uint8 0..255 ``[H, W]``."""
+        import mediapipe as mp
+
+        if not hasattr(self, "selfie"):
+            self.selfie = mp.solutions.selfie_segmentation.SelfieSegmentation(model_selection=0)
+        mask = np.asarray(self.selfie.process(np.ascontiguousarray(image)).segmentation_mask, np.float32)
+        return np.round(np.clip(mask, 0, 1) * 255).astype(np.uint8)
 
     def detect_faces(self, image: np.ndarray) -> np.ndarray:
         """``[F, 5]``: relative box (xmin, ymin, width, height) and score."""
@@ -107,10 +120,29 @@ def record(out: Path) -> None:
     print(json.dumps(summary, indent=1))
 
 
+def record_selfie(out: Path) -> None:
+    runtime = MediaPipeRuntime()
+    arrays = {}
+    for name in CASES:
+        image = case_image(name)
+        if image is None:
+            raise SystemExit(f"case {name}: its image is missing")
+        arrays[name] = runtime.segment(image)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    np.savez_compressed(out, **arrays)
+    print(json.dumps({name: round(float((mask > 127).mean()), 3) for name, mask in arrays.items()}, indent=1))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--out", type=Path, default=ROOT / "tests" / "vectors" / "mediapipe.npz")
-    record(parser.parse_args().out)
+    parser.add_argument("--out", type=Path, default=None, help="default: tests/vectors/mediapipe.npz (selfie.npz)")
+    parser.add_argument("--selfie", action="store_true", help="record the selfie segmentation only")
+    args = parser.parse_args()
+    vectors = ROOT / "tests" / "vectors"
+    if args.selfie:
+        record_selfie(args.out or vectors / "selfie.npz")
+    else:
+        record(args.out or vectors / "mediapipe.npz")
 
 
 if __name__ == "__main__":

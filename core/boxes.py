@@ -19,6 +19,7 @@ Public API (stable):
 * :func:`grow_box`, :func:`union_box`, :func:`box_iou`, :func:`merge_overlapping`.
 * :func:`head_box` -- a face box grown to the whole head (the face path's region).
 * :func:`whole_size` -- a subject's size as it would be without the frame's edge (strength).
+* :func:`unrotate_box` -- a box found in an image turned by quarter turns, in the image.
 
 >>> expand_axis(10, 20, 14, 100)
 (8, 22)
@@ -243,3 +244,15 @@ def merge_overlapping(detections: list[Detection], iou: float = 0.3) -> list[Det
         else:
             merged.append(detection)
     return merged
+
+
+def unrotate_box(box: Box, turns: int, height: int, width: int) -> Box:
+    """A box found in ``np.rot90(image, turns)`` mapped back to ``image`` (``height x width``)."""
+    turns %= 4
+    if turns == 1:  # rotated[y, x] = image[x, width - 1 - y]
+        return Box(width - box.y1, box.x0, width - box.y0, box.x1)
+    if turns == 2:
+        return Box(width - box.x1, height - box.y1, width - box.x0, height - box.y0)
+    if turns == 3:  # rotated[y, x] = image[height - 1 - x, y]
+        return Box(box.y0, height - box.x1, box.y1, height - box.x0)
+    return box

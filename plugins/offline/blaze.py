@@ -42,6 +42,7 @@ MODELS_DIR = Path(__file__).parent / "models"
 FACE_MODEL = "face_detection_full_range_sparse.tflite"
 POSE_DETECTOR_MODEL = "pose_detection.tflite"
 POSE_LANDMARK_MODEL = "pose_landmark_full.tflite"
+SELFIE_MODEL = "selfie_segmentation.tflite"
 
 
 def model_path(name: str) -> Path:
@@ -469,3 +470,36 @@ def unwarp_mask(mask: torch.Tensor, region: Region, height: int, width: int) -> 
     v = inverse[1, 0] * x + inverse[1, 1] * y + inverse[1, 2]
     grid = torch.stack([u / (size - 1) * 2 - 1, v / (size - 1) * 2 - 1], dim=-1)
     return F.grid_sample(mask[None, None], grid[None], mode="bilinear", padding_mode="zeros", align_corners=True)[0, 0]
+
+
+class PersonSegmenter:
+    """MediaPipe's selfie segmentation (the general 256x256 model): for every pixel, the
+    probability that it shows a person. It looks at the whole picture stretched to its input
+    (as MediaPipe's graph does) and needs no face and no whole body, so it also sees people
+    from behind or cut by the frame's edge; it was made for people near the camera (video
+    calls), and small people far away are not its.
+
+    Args:
+        device: Torch device of the model.
+    """
+
+    size = 256
+
+    def __init__(self, device: str = "cpu") -> None:
+        self.device = device
+
+    def segment_batch(self, images: Sequence[np.ndarray | torch.Tensor]) -> list[np.ndarray]:
+        """Float32 ``[H, W]`` person probabilities of each uint8 RGB ``[H, W, 3]`` image (or
+        ``[3, H, W]`` float 0..255 tensor)."""
+        pixels = [image_tensor(image, self.device) if isinstance(image, np.ndarray) else image for image in images]
+        if not pixels:
+            return []
+        regions = [Region(p.shape[2] / 2, p.shape[1] / 2, p.shape[2], p.shape[1]) for p in pixels]
+        batch = torch.stack([warp_into_tensor(p, region, self.size, "zeros") for p, region in zip(pixels, regions)])
+        with torch.inference_mode():
+            (masks,) = load_model(SELFIE_MODEL, self.device)(batch / 255.0)  # the graph ends in a sigmoid
+        # Back to each image's size as MediaPipe does (a plain bilinear resize, half-pixel centres).
+        return [
+            F.interpolate(masks[k : k + 1], tuple(p.shape[1:]), mode="bilinear", align_corners=False)[0, 0].cpu().numpy()
+            for k, p in enumerate(pixels)
+        ]

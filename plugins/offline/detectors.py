@@ -12,7 +12,9 @@ scales, plus proposals seeded from faces that no body covers and from HOG pedest
 boxes no body covers (:mod:`.pedestrians`: people seen from behind or too small for a
 face); then MediaPipe Pose with segmentation on each proposal's crop gives one instance
 mask and 33 keypoints per person (a pedestrian box Pose finds nobody in is kept as a
-box). Duplicates are merged by mask overlap.
+box). Duplicates are merged by mask overlap. Last, MediaPipe's selfie segmentation of the
+whole picture adds the large person-shaped regions no mask covers (people near the camera
+seen from behind or cut by the frame's edge: :func:`segmented_people`).
 
 The MediaPipe models run in torch (:mod:`.blaze`), batched: every tile, scale and turned
 copy of an image -- and every image of a ``detect_batch`` (video frames) -- goes through
@@ -30,14 +32,15 @@ from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from typing import Any, Callable, ClassVar
 
+import cv2
 import numpy as np
 import torch
-from sganon.core.boxes import box_iou, mask_bounds
+from sganon.core.boxes import box_iou, mask_bounds, unrotate_box
 from sganon.core.interfaces import Detector
 from sganon.core.registry import MODELS
 from sganon.core.structures import Box, Detection
 
-from .blaze import FaceDetector, PoseDetector, PoseLandmarker, PoseResult, image_tensor
+from .blaze import FaceDetector, PersonSegmenter, PoseDetector, PoseLandmarker, PoseResult, image_tensor
 from .centerface import CenterFace
 from .pedestrians import PedestrianFinder, grown, is_covered, is_known, pedestrian_crop, pedestrian_region
 
@@ -84,18 +87,6 @@ def non_maximum_suppression(items: list[ScoredBox], iou: float) -> list[ScoredBo
         if all(box_iou(box, other) <= iou for other, _ in kept):
             kept.append((box, score))
     return kept
-
-
-def unrotate_box(box: Box, turns: int, height: int, width: int) -> Box:
-    """A box found in ``np.rot90(image, turns)`` mapped back to ``image`` (``height x width``)."""
-    turns %= 4
-    if turns == 1:  # rotated[y, x] = image[x, width - 1 - y]
-        return Box(width - box.y1, box.x0, width - box.y0, box.x1)
-    if turns == 2:
-        return Box(width - box.x1, height - box.y1, width - box.x0, height - box.y0)
-    if turns == 3:  # rotated[y, x] = image[height - 1 - x, y]
-        return Box(box.y0, height - box.x1, box.y1, height - box.x0)
-    return box
 
 
 @dataclass(frozen=True)
@@ -396,6 +387,11 @@ class OfflinePersonDetector(Detector):
         pedestrians: Also find upright people without a face (seen from behind, small) with
             OpenCV's HOG pedestrian detector (:mod:`.pedestrians`); each box no mask covers
             becomes a Pose job, and is kept as the person when Pose finds nobody there.
+        segmentation: Also keep the large regions that MediaPipe's selfie segmentation of the
+            whole picture sees as a person and no mask covers (:func:`segmented_people`):
+            people near the camera without a usable face (from behind, cut by the edge).
+        segment_min_area: ... a region counts from this share of the picture's pixels,
+        segment_min_probability: ... and this mean person probability.
     """
 
     name: ClassVar[str] = "offline"
@@ -414,6 +410,9 @@ class OfflinePersonDetector(Detector):
         seed_from_faces: bool = True,
         duplicate_iou: float = 0.5,
         pedestrians: bool = True,
+        segmentation: bool = True,
+        segment_min_area: float = 0.01,
+        segment_min_probability: float = 0.85,
     ) -> None:
         self.min_score = min_score
         self.mask_threshold = mask_threshold
@@ -423,12 +422,16 @@ class OfflinePersonDetector(Detector):
         self.seed_from_faces = seed_from_faces
         self.duplicate_iou = duplicate_iou
         self.pedestrians = pedestrians
+        self.segmentation = segmentation
+        self.segment_min_area = segment_min_area
+        self.segment_min_probability = segment_min_probability
         self._build("cpu")
 
     def _build(self, device: str) -> None:
         self.proposer = PoseDetector(min_score=self.min_score, device=device)
         self.landmarker = PoseLandmarker(device=device)
         self.faces = face_finder(device=device) if self.seed_from_faces else None
+        self.segmenter = PersonSegmenter(device) if self.segmentation else None
         # On the CPU the person models run in a one-core worker while the face ensemble (its own
         # workers) runs beside them; on a GPU both run in the caller's thread.
         self._torch_worker = torch_worker("offline-persons") if device == "cpu" else None
@@ -497,6 +500,8 @@ class OfflinePersonDetector(Detector):
                     if not is_known(box, image_covered, known)
                 ]
         on_worker(self._torch_worker, self.run_pose_jobs, images, jobs, persons, covered)
+        if self.segmenter is not None:
+            on_worker(self._torch_worker, self.add_segmented_people, images, persons, covered)
         if faces is not None:
             persons = [
                 [with_face(person, found, *image.shape[:2]) for person in image_persons]
@@ -572,6 +577,14 @@ class OfflinePersonDetector(Detector):
                     self.add_person(persons[i], covered[i], person)
                 else:
                     pending[i] = []
+
+    def add_segmented_people(self, images: list[np.ndarray], persons: list[list[Detection]], covered: list[np.ndarray]) -> None:
+        """The selfie segmentation's people no mask covers (:func:`segmented_people`), added
+        to ``persons`` and ``covered`` (all images in one batch)."""
+        assert self.segmenter is not None
+        for image_persons, image_covered, probability in zip(persons, covered, self.segmenter.segment_batch(images)):
+            for person in segmented_people(probability, image_covered, self.segment_min_area, self.segment_min_probability):
+                self.add_person(image_persons, image_covered, person)
 
     @staticmethod
     def still_valid(seen: dict[int, tuple[Box, np.ndarray, PoseResult | None]], job: PoseJob, covered: np.ndarray) -> bool:
@@ -685,6 +698,41 @@ def pedestrian_person(
         return None
     local = mask[tight.y0 : tight.y1, tight.x0 : tight.x1]
     return Detection(tight.shifted(box.x0, box.y0), score, local, None, "person")
+
+
+def segmented_people(
+    probability: np.ndarray, covered: np.ndarray, min_area: float = 0.01, min_probability: float = 0.85
+) -> list[Detection]:
+    """People in a person-probability map (float ``[H, W]``, e.g. the selfie segmentation's)
+    that no mask found so far covers (``covered``, bool ``[H, W]``): each connected region
+    of pixels over 0.5 that holds at least ``min_area`` of the picture's pixels, has a mean
+    probability of at least ``min_probability`` and lies mostly (half or more) outside
+    ``covered``; its pixels outside ``covered``, grown by 2 % of the region's size (the map
+    is coarse), are the person, without keypoints. Small and unsure regions are left out:
+    the selfie model also marks patches of ground and crowds in the background."""
+    height, width = probability.shape
+    count, labels, stats, _ = cv2.connectedComponentsWithStats((probability > 0.5).astype(np.uint8), connectivity=8)
+    people = []
+    for k in range(1, count):
+        x, y, w, h, area = (int(v) for v in stats[k])
+        if area < min_area * height * width:
+            continue
+        region = labels[y : y + h, x : x + w] == k
+        score = float(probability[y : y + h, x : x + w][region].mean())
+        if score < min_probability or (region & ~covered[y : y + h, x : x + w]).sum() < 0.5 * area:
+            continue
+        margin = max(1, round(0.02 * max(w, h)))
+        box = Box(x - margin, y - margin, x + w + margin, y + h + margin).clip(height, width)
+        grown_region = np.zeros((box.height, box.width), np.uint8)
+        grown_region[y - box.y0 : y - box.y0 + h, x - box.x0 : x - box.x0 + w] = region
+        kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * margin + 1, 2 * margin + 1))
+        mask = cv2.dilate(grown_region, kernel).astype(bool) & ~covered[box.y0 : box.y1, box.x0 : box.x1]
+        tight = mask_bounds(mask)
+        if tight is None:
+            continue
+        local = mask[tight.y0 : tight.y1, tight.x0 : tight.x1]
+        people.append(Detection(tight.shifted(box.x0, box.y0), min(score, 1.0), local, None, "person"))
+    return people
 
 
 def with_face(person: Detection, faces: list[ScoredBox], height: int, width: int, margin: float = 0.15) -> Detection:

@@ -2,7 +2,8 @@
 
 Only what the bundled MediaPipe models use is supported: float32 graphs whose weights are
 float16 (``DEQUANTIZE``), possibly stored sparse (``DENSIFY``), and the operators in
-:data:`SUPPORTED`. Constant sub-graphs (densify, dequantize) are evaluated once at load, so
+:data:`SUPPORTED` (with MediaPipe's custom ``Convolution2DTransposeBias`` of the selfie
+segmentation model). Constant sub-graphs (densify, dequantize) are evaluated once at load, so
 the module holds plain float32 weights and runs any batch size, on CPU or CUDA.
 
 The file is a FlatBuffer (``tensorflow/lite/schema/schema.fbs``); it is read with the
@@ -29,6 +30,7 @@ from sganon.core.errors import PluginError
 # BuiltinOperator codes (schema.fbs) of the operators this reader runs.
 OPERATORS = {
     0: "ADD",
+    1: "AVERAGE_POOL_2D",
     2: "CONCATENATION",
     3: "CONV_2D",
     4: "DEPTHWISE_CONV_2D",
@@ -36,13 +38,19 @@ OPERATORS = {
     6: "DEQUANTIZE",
     14: "LOGISTIC",
     17: "MAX_POOL_2D",
+    18: "MUL",
+    19: "RELU",
     22: "RESHAPE",
     23: "RESIZE_BILINEAR",
     34: "PAD",
     54: "PRELU",
+    117: "HARD_SWISH",
     124: "DENSIFY",
 }
-SUPPORTED = frozenset(OPERATORS.values())
+#: Custom operators (BuiltinOperator 32, named by ``custom_code``) -> the name used here.
+CUSTOM_OPERATORS = {"Convolution2DTransposeBias": "TRANSPOSE_CONV_BIAS"}
+CUSTOM = 32
+SUPPORTED = frozenset(OPERATORS.values()) | frozenset(CUSTOM_OPERATORS.values())
 # TensorType codes (schema.fbs) -> numpy dtypes.
 TENSOR_TYPES = {0: np.float32, 1: np.float16, 2: np.int32, 3: np.uint8, 4: np.int64, 9: np.int8}
 # ActivationFunctionType codes (schema.fbs).
@@ -140,7 +148,7 @@ def _options(kind: str, table: Table | None) -> dict[str, Any]:
             "dilation_w": r.scalar(table, 5, i32, 1),
             "dilation_h": r.scalar(table, 6, i32, 1),
         }
-    if kind == "MAX_POOL_2D":
+    if kind in ("MAX_POOL_2D", "AVERAGE_POOL_2D"):
         return {
             "padding": r.scalar(table, 0, i8, 0),
             "stride_w": r.scalar(table, 1, i32, 1),
@@ -149,7 +157,7 @@ def _options(kind: str, table: Table | None) -> dict[str, Any]:
             "filter_h": r.scalar(table, 4, i32, 1),
             "activation": ACTIVATIONS[r.scalar(table, 5, i8, 0)],
         }
-    if kind == "ADD":
+    if kind in ("ADD", "MUL"):
         return {"activation": ACTIVATIONS[r.scalar(table, 0, i8, 0)]}
     if kind == "CONCATENATION":
         return {"axis": r.scalar(table, 0, i32, 0), "activation": ACTIVATIONS[r.scalar(table, 1, i8, 0)]}
@@ -160,6 +168,17 @@ def _options(kind: str, table: Table | None) -> dict[str, Any]:
     if kind == "DEPTH_TO_SPACE":
         return {"block_size": r.scalar(table, 0, i32, 1)}
     return {}
+
+
+def _custom_options(kind: str, data: np.ndarray) -> dict[str, Any]:
+    """The options of a custom operator, from its ``custom_options`` bytes. MediaPipe's
+    ``Convolution2DTransposeBias`` reads them as TFLite's ``TfLiteTransposeConvParams``: int32
+    padding (1 SAME, 2 VALID), stride_width, stride_height."""
+    padding, stride_w, stride_h = (int(v) for v in np.frombuffer(data.tobytes()[:12], "<i4"))
+    if padding not in (1, 2):
+        raise PluginError(f"TFLite {kind}: unknown padding {padding}")
+    # As the builtin operators' Padding enum: 0 SAME, 1 VALID.
+    return {"padding": 0 if padding == 1 else 1, "stride_w": stride_w, "stride_h": stride_h}
 
 
 def _sparse_index_vector(table: Table, type_slot: int, value_slot: int) -> np.ndarray:
@@ -223,9 +242,10 @@ def read_graph(path: Path) -> Graph:
     buffer = bytearray(Path(path).read_bytes())
     model = Table(buffer, flatbuffers.encode.Get(flatbuffers.packer.uoffset, buffer, 0))
     r = _Reader
-    codes = []
-    for code in r.tables(model, 1):  # OperatorCode: deprecated_builtin_code (byte), builtin_code (int)
-        codes.append(max(r.scalar(code, 0, number_types.Int8Flags, 0), r.scalar(code, 3, number_types.Int32Flags, 0)))
+    codes: list[int | str] = []
+    for code in r.tables(model, 1):  # OperatorCode: deprecated_builtin_code (byte), custom_code, builtin_code (int)
+        builtin = max(r.scalar(code, 0, number_types.Int8Flags, 0), r.scalar(code, 3, number_types.Int32Flags, 0))
+        codes.append(r.string(code, 1) if builtin == CUSTOM else builtin)
     buffers = r.tables(model, 4)
     subgraph = r.tables(model, 2)[0]
     tensors = []
@@ -248,12 +268,17 @@ def read_graph(path: Path) -> Graph:
     operators = []
     for entry in r.tables(subgraph, 3):
         code = codes[r.scalar(entry, 0, number_types.Uint32Flags, 0)]
-        kind = OPERATORS.get(code)
+        kind = CUSTOM_OPERATORS.get(code) if isinstance(code, str) else OPERATORS.get(code)
         if kind is None:
-            raise PluginError(f"TFLite builtin operator {code} is not supported by sganon's reader")
+            what = f"custom operator {code!r}" if isinstance(code, str) else f"builtin operator {code}"
+            raise PluginError(f"TFLite {what} is not supported by sganon's reader")
         inputs = r.array(entry, 1, "<i4").tolist()
         outputs = r.array(entry, 2, "<i4").tolist()
-        operator = Operator(kind, inputs, outputs, _options(kind, r.table(entry, 4)))
+        if isinstance(code, str):  # custom_options: slot 5
+            options = _custom_options(kind, r.array(entry, 5, "u1"))
+        else:
+            options = _options(kind, r.table(entry, 4))
+        operator = Operator(kind, inputs, outputs, options)
         if kind == "DENSIFY":
             source = tensors[inputs[0]]
             tensors[outputs[0]].data = densify(source.data, tensors[outputs[0]].shape, sparse[inputs[0]])
@@ -324,11 +349,13 @@ class TfliteModule(torch.nn.Module):
             data = data.transpose(0, 3, 1, 2)
         elif operator.kind == "DEPTHWISE_CONV_2D" and index == operator.inputs[1]:  # [1, KH, KW, C] -> [C, 1, KH, KW]
             data = data.transpose(3, 0, 1, 2)
+        elif operator.kind == "TRANSPOSE_CONV_BIAS" and index == operator.inputs[1]:  # [O, KH, KW, I] -> [I, O, KH, KW]
+            data = data.transpose(3, 0, 1, 2)
         elif data.ndim == 4:  # an NHWC constant operand -> NCHW
             data = data.transpose(0, 3, 1, 2)
         elif operator.kind == "PRELU" and data.ndim == 3:  # per-channel [1, 1, C] alpha
             data = data.reshape(1, -1, 1, 1)
-        elif data.ndim == 1 and operator.kind in ("ADD",) and data.size > 1:  # per-channel bias-like operand
+        elif data.ndim == 1 and operator.kind in ("ADD", "MUL") and data.size > 1:  # per-channel bias-like operand
             data = data.reshape(1, -1, 1, 1)
         tensor_out = torch.from_numpy(np.ascontiguousarray(data))
         return tensor_out.float() if tensor_out.is_floating_point() else tensor_out
@@ -372,6 +399,21 @@ class TfliteModule(torch.nn.Module):
                         source = F.pad(source, (left, right, top, bottom), value=float("-inf"))
                 out = F.max_pool2d(source, (o["filter_h"], o["filter_w"]), (o["stride_h"], o["stride_w"]))
                 values[op.outputs[0]] = _activation(out, o["activation"])
+            elif op.kind == "AVERAGE_POOL_2D":
+                values[op.outputs[0]] = _activation(_average_pool(get(op.inputs[0]), o), o["activation"])
+            elif op.kind == "MUL":
+                values[op.outputs[0]] = _activation(get(op.inputs[0]) * get(op.inputs[1]), o["activation"])
+            elif op.kind == "RELU":
+                values[op.outputs[0]] = F.relu(get(op.inputs[0]))
+            elif op.kind == "HARD_SWISH":
+                values[op.outputs[0]] = F.hardswish(get(op.inputs[0]))
+            elif op.kind == "TRANSPOSE_CONV_BIAS":
+                source, weight, bias = (get(i) for i in op.inputs)
+                stride = (o["stride_h"], o["stride_w"])
+                full = F.conv_transpose2d(source, weight, None, stride)
+                (top, _), (left, _), height, width = _transpose_conv_cropping(source.shape[2:], weight.shape[2:], stride, o["padding"])
+                out = full[:, :, top : top + height, left : left + width]
+                values[op.outputs[0]] = out + bias.reshape(1, -1, 1, 1)
             elif op.kind == "CONCATENATION":
                 parts = [get(i) for i in op.inputs]
                 axis = _nhwc_axis(o["axis"], parts[0].dim())
@@ -403,6 +445,36 @@ class TfliteModule(torch.nn.Module):
             else:  # pragma: no cover - read_graph rejects other operators
                 raise PluginError(f"TFLite operator {op.kind} cannot run")
         return [values[i] for i in self.outputs]
+
+
+def _average_pool(x: torch.Tensor, options: dict[str, Any]) -> torch.Tensor:
+    """TFLite's AVERAGE_POOL_2D of ``[N, C, H, W]``: with SAME padding, padded pixels are not
+    counted in the mean."""
+    kernel, stride = (options["filter_h"], options["filter_w"]), (options["stride_h"], options["stride_w"])
+    if options["padding"] == 0:  # SAME
+        top, bottom = _same_padding(x.shape[2], kernel[0], stride[0], 1)
+        left, right = _same_padding(x.shape[3], kernel[1], stride[1], 1)
+        if top or bottom or left or right:
+            pads = (left, right, top, bottom)
+            counted = F.avg_pool2d(F.pad(torch.ones_like(x[:1, :1]), pads), kernel, stride)
+            return F.avg_pool2d(F.pad(x, pads), kernel, stride) / counted
+    return F.avg_pool2d(x, kernel, stride)
+
+
+def _transpose_conv_cropping(
+    size: tuple[int, int], kernel: tuple[int, int], stride: tuple[int, int], padding: int
+) -> tuple[tuple[int, int], tuple[int, int], int, int]:
+    """What TensorFlow keeps of a full transposed convolution (``(in - 1) * stride + kernel``
+    per side): (top, bottom) and (left, right) cut off, then the output's height and width
+    (``in * stride`` with SAME padding, the full size with VALID)."""
+    cuts, out = [], []
+    for length, k, s in zip(size, kernel, stride):
+        full = (length - 1) * s + k
+        kept = length * s if padding == 0 else full
+        total = max(full - kept, 0)
+        cuts.append((total // 2, total - total // 2))
+        out.append(kept)
+    return cuts[0], cuts[1], out[0], out[1]
 
 
 def _resize_bilinear(
@@ -514,6 +586,34 @@ def onnx_model(path: Path) -> bytes:
                 strides=[o["stride_h"], o["stride_w"]], pads=pads,
             ))
             out = activation(o["activation"], out)
+        elif op.kind == "AVERAGE_POOL_2D":
+            _, height, width, _ = nhwc_shape(op.inputs[0])
+            pads = [0, 0, 0, 0]
+            if o["padding"] == 0:
+                top, bottom = _same_padding(height, o["filter_h"], o["stride_h"], 1)
+                left, right = _same_padding(width, o["filter_w"], o["stride_w"], 1)
+                pads = [top, left, bottom, right]
+            nodes.append(helper.make_node(
+                "AveragePool", [value(op.inputs[0], op)], [out], kernel_shape=[o["filter_h"], o["filter_w"]],
+                strides=[o["stride_h"], o["stride_w"]], pads=pads, count_include_pad=0,
+            ))
+            out = activation(o["activation"], out)
+        elif op.kind == "MUL":
+            nodes.append(helper.make_node("Mul", [value(op.inputs[0], op), value(op.inputs[1], op)], [out]))
+            out = activation(o["activation"], out)
+        elif op.kind == "RELU":
+            nodes.append(helper.make_node("Relu", [value(op.inputs[0], op)], [out]))
+        elif op.kind == "HARD_SWISH":
+            nodes.append(helper.make_node("HardSwish", [value(op.inputs[0], op)], [out]))
+        elif op.kind == "TRANSPOSE_CONV_BIAS":
+            _, height, width, _ = nhwc_shape(op.inputs[0])
+            kernel = graph.tensors[op.inputs[1]].data.shape[1:3]
+            stride = (o["stride_h"], o["stride_w"])
+            (top, bottom), (left, right), _, _ = _transpose_conv_cropping((height, width), kernel, stride, o["padding"])
+            nodes.append(helper.make_node(
+                "ConvTranspose", [value(i, op) for i in op.inputs], [out], kernel_shape=list(kernel),
+                strides=list(stride), pads=[top, left, bottom, right],
+            ))
         elif op.kind == "CONCATENATION":
             rank = len(nhwc_shape(op.inputs[0]))
             nodes.append(helper.make_node("Concat", [value(i, op) for i in op.inputs], [out], axis=_nhwc_axis(o["axis"], rank)))
