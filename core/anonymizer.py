@@ -52,7 +52,7 @@ from .crops import (
     prepare_region_crop,
     to_uint8,
 )
-from .detections import Detections, downscaled, scale_detection
+from .detections import Detections, downscaled, scale_detection, unrotate_detection
 from .errors import AnonymizationError, SganonError
 from .interfaces import Generator
 from .precision import apply_tf32, model_autocast
@@ -212,16 +212,19 @@ class Anonymizer:
         return self.detect_many([image], None if timings is None else [timings])[0]
 
     def detect_many(
-        self, images: list[np.ndarray], timings: list[dict[str, float]] | None = None
+        self, images: list[np.ndarray], timings: list[dict[str, float]] | None = None, turns: int = 0
     ) -> list[Detections]:
         """:meth:`detect` of several images (video frames): each detector gets them in one
         ``detect_batch`` call (one forward for detectors that batch); the ``detect`` time is
-        divided evenly among ``timings`` (one dict per image)."""
+        divided evenly among ``timings`` (one dict per image). ``turns``: the detectors see
+        the images turned by that many quarter turns counter-clockwise (``np.rot90``; a
+        video's display rotation, so people stand upright for them); the detections are
+        turned back."""
         smalls, factors = [], []
         for image in images:
             check_rgb_image(image)
             small, factor = self.detection_copy(image)
-            smalls.append(small)
+            smalls.append(np.ascontiguousarray(np.rot90(small, turns)) if turns % 4 else small)
             factors.append(factor)
         found: list[list[Detection]] = [[] for _ in images]
         start = time.perf_counter()
@@ -237,7 +240,11 @@ class Anonymizer:
         for one in timings or []:
             one["detect"] = one.get("detect", 0.0) + (time.perf_counter() - start) / len(images)
         results = []
-        for image, factor, detections in zip(images, factors, found):
+        for image, small, factor, detections in zip(images, smalls, factors, found):
+            if turns % 4:
+                turned_height, turned_width = small.shape[:2]
+                height, width = (turned_width, turned_height) if turns % 2 else (turned_height, turned_width)
+                detections = [unrotate_detection(d, turns, height, width) for d in detections]
             if factor < 1.0:
                 height, width = image.shape[:2]
                 detections = [scale_detection(d, factor, height, width) for d in detections]

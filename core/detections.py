@@ -28,6 +28,7 @@ from .atomic import atomic_output
 from .crops import resize_nearest
 from .errors import InputError
 from .rle import decode_rle, encode_rle
+from .boxes import unrotate_box
 from .structures import Box, Detection
 
 
@@ -123,6 +124,25 @@ def scale_detection(detection: Detection, factor: float, image_height: int, imag
         keypoints = detection.keypoints.copy()
         keypoints[:, :2] /= factor
     return Detection(full, detection.score, mask, keypoints, detection.label)
+
+
+def unrotate_detection(detection: Detection, turns: int, height: int, width: int) -> Detection:
+    """A detection found on ``np.rot90(image, turns)`` mapped back to ``image`` (``height x
+    width``): its box, mask (turned back) and keypoints (continuous pixel coordinates)."""
+    turns %= 4
+    box = unrotate_box(detection.box, turns, height, width)
+    mask = None if detection.mask is None else np.ascontiguousarray(np.rot90(detection.mask, -turns))
+    keypoints = None
+    if detection.keypoints is not None:
+        keypoints = detection.keypoints.copy()
+        x, y = detection.keypoints[:, 0], detection.keypoints[:, 1]
+        if turns == 1:  # rotated[y, x] = image[x, width - 1 - y]
+            keypoints[:, 0], keypoints[:, 1] = width - y, x
+        elif turns == 2:
+            keypoints[:, 0], keypoints[:, 1] = width - x, height - y
+        elif turns == 3:  # rotated[y, x] = image[height - 1 - x, y]
+            keypoints[:, 0], keypoints[:, 1] = y, height - x
+    return Detection(box, detection.score, mask, keypoints, detection.label)
 
 
 @dataclass

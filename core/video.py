@@ -143,6 +143,7 @@ class VideoTranscoder:
         self.lock = threading.Lock()
         self.notices: list[str] = []
         self.seeked = False  # whether frames() started at a key frame instead of frame 0
+        self.rotation = 0  # the display rotation (degrees, counter-clockwise), known from the first frame on
 
     def __enter__(self) -> "VideoTranscoder":
         self.input = open_video(self.source)
@@ -184,12 +185,20 @@ class VideoTranscoder:
         rotation = first.rotation or 0
         if rotation:
             self.video_out.set_display_rotation(rotation)
+        self.rotation = int(round(rotation))
         for audio in self.input.streams.audio:
             copied = self.output.add_stream_from_template(audio)
             language = audio.metadata.get("language")
             if language:
                 copied.metadata["language"] = language
             self.audio_map[audio.index] = copied
+
+    @property
+    def upright_turns(self) -> int:
+        """Quarter turns (``np.rot90``) that bring a decoded frame upright as players show it
+        (a phone's portrait video is stored sideways with a display rotation of -90 or 90);
+        known once :meth:`frames` has yielded a frame."""
+        return round(self.rotation / 90) % 4
 
     def in_span(self, seconds: float) -> bool:
         """Whether a timestamp is in ``[start, end)``; without a start, negative timestamps

@@ -126,3 +126,31 @@ def test_a_wide_group_photo_keeps_its_resolution_for_detection():
     photo = np.zeros((4000, 6000, 3), np.uint8)  # a 3:2 photo: the longest side as before
     assert downscaled(photo, 1920)[0].shape[:2] == (1280, 1920)
     assert downscaled(np.zeros((1080, 1920, 3), np.uint8), 1920)[1] == 1.0  # 1080p as it is
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    height=st.integers(2, 30), width=st.integers(2, 30), turns=st.integers(-4, 4), data=st.data()
+)
+def test_a_detection_of_a_turned_image_maps_back_pixel_for_pixel(height, width, turns, data):
+    """``unrotate_detection``: the mask of a detection found on ``np.rot90(image, turns)``
+    lands on the pixels it covered there, and a keypoint at a pixel's centre on that pixel."""
+    from sganon.core.detections import unrotate_detection
+    from sganon.core.structures import Detection
+
+    turned = np.zeros((height, width), bool)
+    turned = np.rot90(turned, turns)
+    th, tw = turned.shape
+    x0 = data.draw(st.integers(0, tw - 1)); x1 = data.draw(st.integers(x0 + 1, tw))
+    y0 = data.draw(st.integers(0, th - 1)); y1 = data.draw(st.integers(y0 + 1, th))
+    mask = data.draw(st.lists(st.booleans(), min_size=(y1 - y0) * (x1 - x0), max_size=(y1 - y0) * (x1 - x0)))
+    mask = np.array(mask, bool).reshape(y1 - y0, x1 - x0)
+    px, py = data.draw(st.integers(x0, x1 - 1)), data.draw(st.integers(y0, y1 - 1))
+    found = Detection(Box(x0, y0, x1, y1), 0.5, mask, np.array([[px + 0.5, py + 0.5, 1.0]], np.float32))
+    back = unrotate_detection(found, turns, height, width)
+    expected = np.rot90(found.mask_in_image(th, tw), -turns)
+    assert np.array_equal(back.mask_in_image(height, width), expected)
+    marker = np.zeros((th, tw), bool)
+    marker[py, px] = True
+    (row,), (column,) = np.nonzero(np.rot90(marker, -turns))
+    assert back.keypoints[0, :2].tolist() == [column + 0.5, row + 0.5]

@@ -321,3 +321,51 @@ def test_detection_frames_of_a_batch_go_through_the_detector_together(tmp_path):
     assert not result.failed and len(result.timings) == 10
     assert calls == [2, 2, 1]  # frames 0,2 | 4,6 | 8
     assert len(decoded(tmp_path / "out" / "clip.mp4")) == 10
+
+
+def test_the_detectors_see_a_rotated_video_upright(tmp_path):
+    """A phone's portrait video is stored sideways with a display rotation: the detectors get
+    each frame turned as players show it (people upright), and what they find is mapped back
+    onto the stored frame; the output keeps the rotation."""
+    from dataclasses import replace
+
+    from sganon.core.interfaces import Detector
+    from sganon.core.structures import Box, Detection
+
+    seen: list[tuple[int, int]] = []
+    upright_box = Box(2, 4, 12, 40)  # a tall person at the left of the upright picture
+
+    class UprightDetector(Detector):
+        name = "upright"
+        description = "test"
+
+        def detect(self, image):
+            seen.append(image.shape[:2])
+            keypoints = np.array([[5.5, 6.5, 1.0]], np.float32)  # the nose, near the top
+            return [Detection(upright_box, 0.9, np.ones((upright_box.height, upright_box.width), bool), keypoints)]
+
+    source = tmp_path / "portrait.mp4"
+    container = av.open(str(source), "w", format="mp4")
+    video = container.add_stream("libx264", rate=RATE)
+    video.width, video.height, video.pix_fmt = WIDTH, HEIGHT, "yuv420p"
+    video.set_display_rotation(-90)  # shown turned a quarter clockwise, as ffmpeg's autorotate does
+    for index in range(4):
+        for packet in video.encode(av.VideoFrame.from_ndarray(frame_pixels(index), format="rgb24")):
+            container.mux(packet)
+    for packet in video.encode(None):
+        container.mux(packet)
+    container.close()
+    parts = replace(assemble(preset="baseline.pixelate-8", detector="none", face_detector="none"), detector=UprightDetector())
+    runner = FileAnonymizer(Anonymizer(parts), tmp_path / "out", RunSettings(export=True))
+    result = runner.run(collect_jobs([source], None, []))
+    assert not result.failed
+    assert seen and set(seen) == {(WIDTH, HEIGHT)}  # upright: as tall as the stored frame is wide
+    # Upright = np.rot90(stored, -1): upright pixel (x, y) is stored pixel (y, HEIGHT - 1 - x).
+    stored_box = Box(upright_box.y0, HEIGHT - upright_box.x1, upright_box.y1, HEIGHT - upright_box.x0)
+    exported = result.detections[0].persons[0]
+    x0, y0, x1, y1 = exported["box"]  # what was anonymized: the mask grown by a pixel
+    assert 0 <= stored_box.x0 - x0 <= 1 and 0 <= stored_box.y0 - y0 <= 1
+    assert 0 <= x1 - stored_box.x1 <= 1 and 0 <= y1 - stored_box.y1 <= 1
+    assert exported["keypoints"][0][:2] == [6.5, HEIGHT - 5.5]
+    with av.open(str(tmp_path / "out" / "portrait.mp4")) as output:
+        assert next(output.decode(video=0)).rotation == -90

@@ -14,10 +14,11 @@ from typing import Callable, Iterable, Iterator, NamedTuple, TypeVar
 import numpy as np
 
 from ..anonymizer import Anonymizer, FrameToAnonymize
-from ..detections import Detections, ExportedDetections
+from ..detections import Detections, ExportedDetections, unrotate_detection
 from ..errors import InputError
 from ..jobs import Job, output_name, path_inside
 from ..motion import MovingPeople
+from ..structures import Detection
 from ..atomic import atomic_output
 from ..video import MP4_INSTEAD, VideoTranscoder
 from ..tracking import PendingFrame, Timeline
@@ -34,6 +35,20 @@ class FramePayload(NamedTuple):
     index: int  #: absolute frame number in the source
     rgb: np.ndarray
     scanned: bool  #: the detectors ran on it (the verification pass may look near replaced pixels only)
+
+
+def moving_people(motion: MovingPeople, rgb: np.ndarray, found: Detections | None, turns: int) -> list[Detection]:
+    """The motion regions no person of ``found`` covers (:meth:`MovingPeople.uncovered`),
+    looked for in the frame turned upright by ``turns`` quarter turns (its shape rules
+    expect upright people), in the frame's pixels."""
+    persons = None if found is None else found.persons
+    if not turns % 4:
+        return motion.uncovered(rgb, persons)
+    height, width = rgb.shape[:2]
+    upright = np.ascontiguousarray(np.rot90(rgb, turns))
+    if persons is not None:  # into the upright frame: the frame is np.rot90(upright, -turns)
+        persons = [unrotate_detection(person, -turns, *upright.shape[:2]) for person in persons]
+    return [unrotate_detection(blob, turns, height, width) for blob in motion.uncovered(upright, persons)]
 
 
 def batched(items: Iterable[Item], size: int) -> Iterator[list[Item]]:
@@ -65,14 +80,18 @@ class VideoRunner:
         with atomic_output(target) as temporary, VideoTranscoder(
             job.source, temporary, settings.start, settings.end, max_pixels=settings.max_pixels
         ) as video:
+
+            def upright() -> int:  # the video's rotation, known once a frame was decoded
+                return video.upright_turns
+
             if not settings.overlap:
-                self.anonymize_frames(job, video.frames(), video.write, result, progress)
+                self.anonymize_frames(job, video.frames(), video.write, result, progress, upright)
             else:
                 stages = StageThreads()
                 try:
                     frames = stages.produce(video.frames())  # decoder thread
                     write = stages.consume(video.write)  # encoder thread
-                    self.anonymize_frames(job, frames, write, result, progress)
+                    self.anonymize_frames(job, frames, write, result, progress, upright)
                     stages.finish()
                 except KeyboardInterrupt:  # SIGINT, SIGTERM: stop the stages, report the interruption
                     stages.abort(raise_error=False)
@@ -92,9 +111,12 @@ class VideoRunner:
         write: Callable[[np.ndarray], None],
         result: RunResult,
         progress: Progress | None,
+        upright_turns: Callable[[], int] = lambda: 0,
     ) -> None:
         """Detect (or look up), track and anonymize ``frames`` (``(absolute index, rgb)``),
-        handing each anonymized frame to ``write`` in order."""
+        handing each anonymized frame to ``write`` in order. ``upright_turns``: the quarter
+        turns that show a frame as the video is displayed (its rotation), asked once frames
+        were decoded; the detectors see frames that way (people upright)."""
         settings = self.settings
         reuse = settings.reuse
         recorded = reuse.frames_of(job.name) if reuse is not None else []
@@ -136,7 +158,8 @@ class VideoRunner:
             detect_at = [i for i in range(len(chunk)) if reuse is None and (count + i) % settings.detect_every == 0]
             detected = {}
             if detect_at:
-                detected = dict(zip(detect_at, self.anonymizer.detect_many([chunk[i][1] for i in detect_at])))
+                frames_to_detect = [chunk[i][1] for i in detect_at]
+                detected = dict(zip(detect_at, self.anonymizer.detect_many(frames_to_detect, turns=upright_turns())))
             for i, (index, rgb) in enumerate(chunk):
                 height, width = rgb.shape[:2]
                 last = index
@@ -145,7 +168,7 @@ class VideoRunner:
                 else:
                     found = detected.get(i)
                 if motion is not None:  # every frame updates the background; detection frames get its blobs
-                    moving = motion.uncovered(rgb, None if found is None else found.persons)
+                    moving = moving_people(motion, rgb, found, upright_turns())
                     if moving and found is not None:
                         found = Detections(persons=found.persons + moving, faces=found.faces)
                 payload = FramePayload(index, rgb, scanned=reuse is None and found is not None)
