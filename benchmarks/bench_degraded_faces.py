@@ -18,6 +18,10 @@ of 683 rows, so its faces are 15-60 pixels and it is wider than ``--detect-max-s
 Usage::
 
     python benchmarks/bench_degraded_faces.py --extra /work/realdata [--detect-max-side 1920] [--json out.json]
+
+``--write-copies DIR`` writes each photo (the strip aside) and its degraded copies as PNG
+into ``DIR`` instead, for ``sganon anonymize`` and a detector that is not the project's
+(``benchmarks/independent_face_check.py``).
 """
 
 from __future__ import annotations
@@ -73,10 +77,10 @@ def copies(image: np.ndarray, faces: list[Box]) -> dict[str, tuple[np.ndarray, l
     return out
 
 
-def photos(extra: Path | None) -> dict[str, np.ndarray]:
+def photos(extra: list[Path]) -> dict[str, np.ndarray]:
     paths = [ROOT / "docs" / "examples" / "astronaut.jpg", *sorted(SHARED.glob("*.jpg"))]
-    if extra is not None:
-        paths += sorted(p for p in extra.iterdir() if p.suffix.lower() in (".jpg", ".png"))
+    for folder in extra:
+        paths += sorted(p for p in folder.iterdir() if p.suffix.lower() in (".jpg", ".png"))
     found = {p.stem: np.asarray(Image.open(p).convert("RGB")) for p in paths}
     strip = []
     for pixels in found.values():
@@ -112,9 +116,25 @@ def replaced(face: Box, boxes: list[Box], mask: np.ndarray) -> bool:
     return matched(face, boxes) or bool(region.size and region.mean() >= 0.5)
 
 
+DEGRADED = ("grayscale", "dark", "low-contrast", "noisy", "jpeg15", "rot90")
+
+
+def write_copies(found: dict[str, np.ndarray], folder: Path) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, image in found.items():
+        if name == "wide-strip":
+            continue
+        Image.fromarray(image).save(folder / f"{name}-original.png")
+        for variant, (pixels, _) in copies(image, []).items():
+            if variant in DEGRADED:
+                Image.fromarray(pixels).save(folder / f"{name}-{variant}.png")
+    print(f"wrote {len(list(folder.glob('*.png')))} PNG files to {folder}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--extra", type=Path, default=None, help="a folder of more real photos")
+    parser.add_argument("--extra", type=Path, nargs="*", default=[], help="folders of more real photos")
+    parser.add_argument("--write-copies", type=Path, default=None, help="write the copies as PNG here and stop")
     parser.add_argument("--detect-max-side", type=int, default=1920)
     parser.add_argument("--only", default=None, help="only photos whose name contains this")
     parser.add_argument("--json", type=Path, default=None)
@@ -122,6 +142,9 @@ def main() -> None:
     truth_finder = build_component("detector", "offline-face")
     pipeline = Pipeline(args.detect_max_side)
     rows, missed_total, faces_total = [], 0, 0
+    if args.write_copies is not None:
+        write_copies(photos(args.extra), args.write_copies)
+        return
     for name, image in photos(args.extra).items():
         if args.only and args.only not in name:
             continue
