@@ -17,10 +17,15 @@ frame.
    ``sganon anonymize --export-detections``; a face is left where less than 70 % of it lies
    in the regions the run reports as anonymized.
 
+``--photos FILE ...`` adds real photos; ``--truth mtcnn`` takes the faces to hide from a
+detector that is not the project's instead: the MTCNN of ``facenet-pytorch`` on every frame
+(see benchmarks/independent_face_check.py for how to make it importable).
+
 Usage::
 
     python benchmarks/bench_moving_camera.py                      # tracking only
     python benchmarks/bench_moving_camera.py --frames 60 --end-to-end --json /tmp/moving.json
+    PYTHONPATH=/tmp/fnp python benchmarks/bench_moving_camera.py --end-to-end --truth mtcnn --photos t1.jpg
 """
 
 from __future__ import annotations
@@ -45,6 +50,7 @@ from bench_surveillance import write_clip  # noqa: E402
 import sganon.plugins.baselines  # noqa: E402,F401  (registered also without installed entry points)
 import sganon.plugins.offline  # noqa: E402,F401
 from sganon.core.boxes import head_box  # noqa: E402
+from sganon.core.components import build_component  # noqa: E402
 from sganon.core.detections import DetectionFile, Detections  # noqa: E402
 from sganon.core.structures import Box  # noqa: E402
 from sganon.core.tracking import Timeline  # noqa: E402
@@ -161,7 +167,15 @@ def main() -> None:
     parser.add_argument("--only", default=None, help="only photos whose name contains this")
     parser.add_argument("--end-to-end", action="store_true", help="also run `sganon anonymize` on each clip")
     parser.add_argument("--json", type=Path, default=None)
+    parser.add_argument("--photos", type=Path, nargs="*", default=[], help="more real photos to film")
+    parser.add_argument("--truth", choices=("own", "mtcnn"), default="own",
+                        help="faces to hide: the project's face ensemble on the still (own) or MTCNN on every frame")
     args = parser.parse_args()
+    mtcnn = None
+    if args.truth == "mtcnn":
+        from independent_face_check import Mtcnn
+
+        mtcnn = Mtcnn()
     from sganon.core.anonymizer import Anonymizer
     from sganon.core.assembly import assemble
 
@@ -169,10 +183,17 @@ def main() -> None:
     settings = {"each frame alone": (0, 0), "timeline (default: 5 ahead, gap 5)": (5, 5)}
     report: dict[str, dict[str, dict]] = {}
     with tempfile.TemporaryDirectory() as temporary:
-        for name, (photo, faces) in photos().items():
+        stills = photos()
+        face_detector = build_component("detector", "offline-face")
+        for path in args.photos:
+            photo = np.asarray(Image.open(path).convert("RGB"))
+            stills[path.stem] = (photo, [d.box for d in face_detector.detect(photo)])
+        for name, (photo, faces) in stills.items():
             if args.only and args.only not in name:
                 continue
             images, truth = clip(photo, faces, args.frames)
+            if mtcnn is not None:
+                truth = [[Box(x, y, x + w, y + h) for x, y, w, h in mtcnn(image)] for image in images]
             started = time.perf_counter()
             raw = [anonymizer.detect(image) for image in images]
             detect_fps = len(images) / (time.perf_counter() - started)

@@ -138,11 +138,11 @@ def test_a_detection_of_a_turned_image_maps_back_pixel_for_pixel(height, width, 
     from sganon.core.detections import unrotate_detection
     from sganon.core.structures import Detection
 
-    turned = np.zeros((height, width), bool)
-    turned = np.rot90(turned, turns)
-    th, tw = turned.shape
-    x0 = data.draw(st.integers(0, tw - 1)); x1 = data.draw(st.integers(x0 + 1, tw))
-    y0 = data.draw(st.integers(0, th - 1)); y1 = data.draw(st.integers(y0 + 1, th))
+    th, tw = (width, height) if turns % 2 else (height, width)  # the turned image's size
+    x0 = data.draw(st.integers(0, tw - 1))
+    x1 = data.draw(st.integers(x0 + 1, tw))
+    y0 = data.draw(st.integers(0, th - 1))
+    y1 = data.draw(st.integers(y0 + 1, th))
     mask = data.draw(st.lists(st.booleans(), min_size=(y1 - y0) * (x1 - x0), max_size=(y1 - y0) * (x1 - x0)))
     mask = np.array(mask, bool).reshape(y1 - y0, x1 - x0)
     px, py = data.draw(st.integers(x0, x1 - 1)), data.draw(st.integers(y0, y1 - 1))

@@ -1,6 +1,6 @@
 """MediaPipe's face and pose models with the processing MediaPipe wraps around them, in torch.
 
-The three models (files under ``models/``, Apache-2.0, from the ``mediapipe==0.10.21``
+The four models (files under ``models/``, Apache-2.0, from the ``mediapipe==0.10.21``
 wheel) run on a whole batch at once: as :class:`~.tflite.TfliteModule` (torch, CUDA) or, on
 the CPU, converted to ONNX for onnxruntime (:class:`~.tflite.OnnxRunner`):
 
@@ -10,7 +10,10 @@ the CPU, converted to ONNX for onnxruntime (:class:`~.tflite.OnnxRunner`):
   proposal, as MediaPipe's ``PoseDetectionCpu`` graph;
 * :class:`PoseLandmarker`: MediaPipe Pose (``static_image_mode``, model complexity 1,
   segmentation on) on whole crops: the detector's best proposal gives a rotated region,
-  ``pose_landmark_full.tflite`` gives 33 keypoints and a mask there, both projected back.
+  ``pose_landmark_full.tflite`` gives 33 keypoints and a mask there, both projected back;
+* :class:`PersonSegmenter`: the selfie segmentation (``selfie_segmentation.tflite``), as
+  MediaPipe's ``SelfieSegmentation(model_selection=0)``: the whole picture stretched to
+  256x256, the probabilities resized back.
 
 The processing follows MediaPipe 0.10.21's graphs: images are letterboxed into the model's
 square input by a bilinear warp that maps the region's corners onto the tensor's corners

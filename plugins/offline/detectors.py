@@ -396,7 +396,8 @@ class OfflinePersonDetector(Detector):
 
     name: ClassVar[str] = "offline"
     description: ClassVar[str] = (
-        "persons: MediaPipe BlazePose proposals on tiles + Pose landmarks and segmentation per person (offline)"
+        "persons: BlazePose proposals on tiles, faces and HOG pedestrians + Pose landmarks and masks per person, "
+        "+ selfie segmentation for people near the camera (offline)"
     )
     labels: ClassVar[tuple[str, ...]] = ("person",)
 

@@ -574,28 +574,18 @@ def onnx_model(path: Path) -> bytes:
                 amounts = amounts[[0, 3, 1, 2]]
             pads = np.concatenate([amounts[:, 0], amounts[:, 1]])
             nodes.append(helper.make_node("Pad", [value(op.inputs[0], op), constant(pads)], [out]))
-        elif op.kind == "MAX_POOL_2D":
+        elif op.kind in ("MAX_POOL_2D", "AVERAGE_POOL_2D"):
             _, height, width, _ = nhwc_shape(op.inputs[0])
             pads = [0, 0, 0, 0]
             if o["padding"] == 0:
                 top, bottom = _same_padding(height, o["filter_h"], o["stride_h"], 1)
                 left, right = _same_padding(width, o["filter_w"], o["stride_w"], 1)
                 pads = [top, left, bottom, right]
+            # TFLite's average leaves SAME padding out of the count.
+            extra = {"count_include_pad": 0} if op.kind == "AVERAGE_POOL_2D" else {}
             nodes.append(helper.make_node(
-                "MaxPool", [value(op.inputs[0], op)], [out], kernel_shape=[o["filter_h"], o["filter_w"]],
-                strides=[o["stride_h"], o["stride_w"]], pads=pads,
-            ))
-            out = activation(o["activation"], out)
-        elif op.kind == "AVERAGE_POOL_2D":
-            _, height, width, _ = nhwc_shape(op.inputs[0])
-            pads = [0, 0, 0, 0]
-            if o["padding"] == 0:
-                top, bottom = _same_padding(height, o["filter_h"], o["stride_h"], 1)
-                left, right = _same_padding(width, o["filter_w"], o["stride_w"], 1)
-                pads = [top, left, bottom, right]
-            nodes.append(helper.make_node(
-                "AveragePool", [value(op.inputs[0], op)], [out], kernel_shape=[o["filter_h"], o["filter_w"]],
-                strides=[o["stride_h"], o["stride_w"]], pads=pads, count_include_pad=0,
+                "MaxPool" if op.kind == "MAX_POOL_2D" else "AveragePool", [value(op.inputs[0], op)], [out],
+                kernel_shape=[o["filter_h"], o["filter_w"]], strides=[o["stride_h"], o["stride_w"]], pads=pads, **extra,
             ))
             out = activation(o["activation"], out)
         elif op.kind == "MUL":
