@@ -58,7 +58,8 @@ import sganon.plugins.baselines  # noqa: E402,F401  (registered also without ins
 import sganon.plugins.offline  # noqa: E402,F401
 from sganon.core.structures import Box  # noqa: E402
 from sganon.plugins.offline.detectors import OfflinePersonDetector  # noqa: E402
-from sganon.plugins.offline.pedestrians import WINDOW, PedestrianFinder, PedestrianSettings, merge_overlapping  # noqa: E402
+from sganon.core.boxes import non_maximum_suppression  # noqa: E402
+from sganon.plugins.offline.pedestrians import WINDOW, PedestrianFinder, PedestrianSettings  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED = ROOT.parent / "shared" / "data"
@@ -268,7 +269,7 @@ def raw_recall(frames: list[np.ndarray], background: np.ndarray, every: int) -> 
                     box = Box(int(x / scale), int(y / scale), int((x + window_w) / scale), int((y + window_h) / scale))
                     found.append((box, float(weight)))
             for margin in margins:
-                kept = [box for box, _ in merge_overlapping([f for f in found if f[1] >= margin], 0.3)]
+                kept = [box for box, _ in non_maximum_suppression([f for f in found if f[1] >= margin], 0.3, inside=0.7)]
                 for blob in blobs:
                     cx, cy = (blob.box.x0 + blob.box.x1) / 2, (blob.box.y0 + blob.box.y1) / 2
                     counts[margin][0] += any(b.x0 <= cx < b.x1 and b.y0 <= cy < b.y1 and b.height < 3 * blob.box.height

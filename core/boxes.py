@@ -17,6 +17,7 @@ Public API (stable):
 * :func:`expand_box` -- steps b-d: margin, aspect ratio, background share.
 * :func:`expand_person_box` -- all of §7.3 for one mask; ``None`` for persons too small.
 * :func:`grow_box`, :func:`union_box`, :func:`box_iou`, :func:`merge_overlapping`.
+* :func:`non_maximum_suppression` -- the best scored boxes, overlapping ones dropped.
 * :func:`head_box` -- a face box grown to the whole head (the face path's region).
 * :func:`whole_size` -- a subject's size as it would be without the frame's edge (strength).
 * :func:`unrotate_box` -- a box found in an image turned by quarter turns, in the image.
@@ -230,6 +231,28 @@ def box_iou(a: Box, b: Box) -> float:
         return 0.0
     inter = Box(max(a.x0, b.x0), max(a.y0, b.y0), min(a.x1, b.x1), min(a.y1, b.y1)).area
     return inter / (a.area + b.area - inter)
+
+
+def non_maximum_suppression(
+    items: list[tuple[Box, float]], iou: float, inside: float | None = None
+) -> list[tuple[Box, float]]:
+    """Greedy non-maximum suppression of ``(box, score)`` pairs: best score first, a box is
+    dropped when it overlaps a kept one by more than ``iou`` (IoU) or, with ``inside``, shares
+    at least that part of the smaller box's area with it (one box mostly inside the other)."""
+    kept: list[tuple[Box, float]] = []
+    for box, score in sorted(items, key=lambda item: -item[1]):
+        if not any(too_close(box, other, iou, inside) for other, _ in kept):
+            kept.append((box, score))
+    return kept
+
+
+def too_close(a: Box, b: Box, iou: float, inside: float | None = None) -> bool:
+    """Whether ``a`` and ``b`` overlap by more than ``iou`` or, with ``inside``, share at least
+    that part of the smaller one's area (see :func:`non_maximum_suppression`)."""
+    if box_iou(a, b) > iou:
+        return True
+    smaller = min(a.area, b.area)
+    return inside is not None and smaller > 0 and a.intersect(b).area >= inside * smaller
 
 
 def merge_overlapping(detections: list[Detection], iou: float = 0.3) -> list[Detection]:

@@ -129,6 +129,19 @@ def dilate(mask: torch.Tensor, radius: int) -> torch.Tensor:
     return torch.from_numpy(distance.astype(np.float64) ** 2 <= radius * radius + 0.5)
 
 
+def dilated_in_frame(box: Box, mask: np.ndarray, radius: int, height: int, width: int) -> tuple[Box, np.ndarray]:
+    """A box-local bool ``mask`` dilated by a disk of ``radius`` (:func:`dilate`): the box
+    grown by ``radius`` on each side and clipped to a ``height x width`` frame, and the
+    dilated mask relative to it."""
+    grown = Box(box.x0 - radius, box.y0 - radius, box.x1 + radius, box.y1 + radius)
+    placed = np.zeros((grown.height, grown.width), dtype=bool)
+    placed[radius : radius + box.height, radius : radius + box.width] = mask
+    if radius > 0:
+        placed = dilate(torch.from_numpy(placed), radius).numpy()
+    inside = grown.clip(height, width)
+    return inside, placed[inside.y0 - grown.y0 : inside.y1 - grown.y0, inside.x0 - grown.x0 : inside.x1 - grown.x0]
+
+
 def resize_nearest(mask: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     """Nearest-neighbour resize of a 2-D array to ``size = (H, W)`` (torch's ``nearest``)."""
     if mask.shape == size:

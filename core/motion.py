@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .crops import dilated_in_frame
 from .structures import Box, Detection
 
 #: The side the background model works at (longest side of its copy).
@@ -141,11 +142,6 @@ def under_persons(box: Box, blob: np.ndarray, persons: list[Detection], height: 
 
 
 def grown_blob(box: Box, blob: np.ndarray, radius: int, height: int, width: int) -> Detection:
-    """A person detection: ``blob`` dilated by ``radius`` pixels (an ellipse), inside the frame."""
-    import cv2
-
-    grown = Box(box.x0 - radius, box.y0 - radius, box.x1 + radius, box.y1 + radius).clip(height, width)
-    mask = np.zeros((grown.height, grown.width), np.uint8)
-    mask[box.y0 - grown.y0 : box.y1 - grown.y0, box.x0 - grown.x0 : box.x1 - grown.x0] = blob
-    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))
-    return Detection(grown, 0.5, cv2.dilate(mask, kernel).astype(bool), None, "person")
+    """A person detection: ``blob`` dilated by ``radius`` pixels, inside the frame."""
+    grown, mask = dilated_in_frame(box, blob, radius, height, width)
+    return Detection(grown, 0.5, mask, None, "person")

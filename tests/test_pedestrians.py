@@ -7,16 +7,15 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from sganon.core.structures import Box, Detection
+from sganon.core.boxes import grow_box, non_maximum_suppression
 from sganon.plugins.offline.detectors import OfflinePersonDetector, pedestrian_person
 from sganon.plugins.offline.pedestrians import (
     PERSON_IN_WINDOW,
     WINDOW,
     PedestrianFinder,
     PedestrianSettings,
-    grown,
     is_covered,
     is_known,
-    merge_overlapping,
     pedestrian_crop,
     pedestrian_region,
 )
@@ -47,7 +46,7 @@ def test_scales_stay_within_the_pixel_budget_and_the_window(height, width):
 
 @given(st.lists(st.tuples(boxes, st.floats(0, 1)), max_size=12), st.floats(0.1, 0.9))
 def test_merged_boxes_are_the_best_and_no_two_overlap(items, overlap):
-    kept = merge_overlapping(items, overlap)
+    kept = non_maximum_suppression(items, overlap, inside=0.7)  # as PedestrianFinder merges its windows
     assert all(item in items for item in kept)
     assert [score for _, score in kept] == sorted((score for _, score in kept), reverse=True)
     if items:
@@ -90,7 +89,7 @@ def test_the_merge_rule_on_masks(box, seed):
     if box.is_empty():
         return
     person = pedestrian_person(None, box, 0.9, 0.7, covered)
-    around = grown(box).clip(240, 320)
+    around = grow_box(box, 0.1, 240, 320)
     if person is not None:  # the box grown, less what was covered
         mask = person.mask_in_image(240, 320)
         assert not (mask & covered).any() and person.keypoints is None

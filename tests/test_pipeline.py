@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from sganon.core.crops import dilate, dilation_radius, disk, paste_back, prepare_person_crop
+from sganon.core.crops import dilate, dilated_in_frame, dilation_radius, disk, paste_back, prepare_person_crop
 from sganon.core.errors import AnonymizationError, ConfigError, InputError, WeightsError
 from sganon.core.interfaces import Detector, Generator
 from dataclasses import replace
@@ -50,6 +50,26 @@ def test_dilation_equals_a_disk_convolution(radius, seed, density):
     reference = F.conv2d(mask[None, None].float(), disk(radius)[None, None], padding=radius)[0, 0] > 0.5
     assert torch.equal(dilate(mask, radius), reference)
     assert not dilate(torch.zeros(5, 4, dtype=torch.bool), radius).any()
+
+
+@settings(max_examples=40, deadline=None)
+@given(x=st.integers(-10, 40), y=st.integers(-10, 30), radius=st.integers(0, 12), seed=st.integers(0, 1000))
+def test_a_box_mask_dilated_in_the_frame_is_the_frame_dilation_of_it(x, y, radius, seed):
+    """``dilated_in_frame`` (motion blobs, segmented people) = the mask pasted into the frame,
+    dilated there (:func:`dilate`), and cut to the grown box inside the frame."""
+    from sganon.core.structures import Box, Detection
+
+    mask = torch.rand(9, 7, generator=torch.Generator().manual_seed(seed)).numpy() > 0.6
+    box = Box(x, y, x + 7, y + 9)
+    grown, local = dilated_in_frame(box, mask, radius, 30, 40)
+    # In a frame with room for the growth, then cut to the real 30 x 40 frame.
+    room = 60
+    wide = Detection(box.shifted(room, room), 1.0, mask).mask_in_image(30 + 2 * room, 40 + 2 * room)
+    if radius:
+        wide = dilate(torch.from_numpy(wide), radius).numpy()
+    expected = wide[room : room + 30, room : room + 40]
+    found = Detection(grown, 1.0, local).mask_in_image(30, 40) if not grown.is_empty() else np.zeros((30, 40), bool)
+    assert np.array_equal(found, expected)
 
 
 def test_dilation_radius_follows_the_spec():

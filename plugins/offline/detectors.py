@@ -35,14 +35,15 @@ from typing import Any, Callable, ClassVar
 import cv2
 import numpy as np
 import torch
-from sganon.core.boxes import box_iou, mask_bounds, unrotate_box
+from sganon.core.boxes import grow_box, mask_bounds, non_maximum_suppression, unrotate_box
+from sganon.core.crops import dilated_in_frame
 from sganon.core.interfaces import Detector
 from sganon.core.registry import MODELS
 from sganon.core.structures import Box, Detection
 
 from .blaze import FaceDetector, PersonSegmenter, PoseDetector, PoseLandmarker, PoseResult, image_tensor
 from .centerface import CenterFace
-from .pedestrians import PedestrianFinder, grown, is_covered, is_known, pedestrian_crop, pedestrian_region
+from .pedestrians import PedestrianFinder, is_covered, is_known, pedestrian_crop, pedestrian_region
 
 ScoredBox = tuple[Box, float]
 #: Face results kept for a repeat request (at least the largest video frame batch).
@@ -78,15 +79,6 @@ def tile_scales(height: int, width: int, min_tile_side: int, max_per_short_side:
     """Tile counts across the short side to scan: 1, then more while tiles keep at least
     ``min_tile_side`` pixels."""
     return [1] + [n for n in range(2, max_per_short_side + 1) if min(height, width) / n >= min_tile_side]
-
-
-def non_maximum_suppression(items: list[ScoredBox], iou: float) -> list[ScoredBox]:
-    """Keep the best-scoring boxes, dropping any overlapping a kept one by more than ``iou``."""
-    kept: list[ScoredBox] = []
-    for box, score in sorted(items, key=lambda item: -item[1]):
-        if all(box_iou(box, other) <= iou for other, _ in kept):
-            kept.append((box, score))
-    return kept
 
 
 @dataclass(frozen=True)
@@ -692,7 +684,7 @@ def pedestrian_person(
         return person
     if score < keep_score:
         return None
-    box = grown(pedestrian).clip(*covered.shape)
+    box = grow_box(pedestrian, 0.1, *covered.shape)
     mask = ~covered[box.y0 : box.y1, box.x0 : box.x1]
     tight = mask_bounds(mask)
     if tight is None:
@@ -723,11 +715,8 @@ def segmented_people(
         if score < min_probability or (region & ~covered[y : y + h, x : x + w]).sum() < 0.5 * area:
             continue
         margin = max(1, round(0.02 * max(w, h)))
-        box = Box(x - margin, y - margin, x + w + margin, y + h + margin).clip(height, width)
-        grown_region = np.zeros((box.height, box.width), np.uint8)
-        grown_region[y - box.y0 : y - box.y0 + h, x - box.x0 : x - box.x0 + w] = region
-        kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * margin + 1, 2 * margin + 1))
-        mask = cv2.dilate(grown_region, kernel).astype(bool) & ~covered[box.y0 : box.y1, box.x0 : box.x1]
+        box, grown = dilated_in_frame(Box(x, y, x + w, y + h), region, margin, height, width)
+        mask = grown & ~covered[box.y0 : box.y1, box.x0 : box.x1]
         tight = mask_bounds(mask)
         if tight is None:
             continue

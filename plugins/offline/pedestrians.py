@@ -21,6 +21,7 @@ from dataclasses import dataclass
 
 import cv2
 import numpy as np
+from sganon.core.boxes import non_maximum_suppression
 from sganon.core.structures import Box
 
 from .blaze import Region
@@ -116,27 +117,12 @@ class PedestrianFinder:
                 ).clip(height, width)
                 if not box.is_empty():
                     found.append((box, logistic(float(margin))))
-        return merge_overlapping(found, self.settings.overlap)
+        # Overlapping windows, and windows mostly (70 %) inside a better one, are one person.
+        return non_maximum_suppression(found, self.settings.overlap, inside=0.7)
 
 
 def logistic(margin: float) -> float:
     return 1 / (1 + math.exp(-margin))
-
-
-def merge_overlapping(items: list[ScoredBox], overlap: float) -> list[ScoredBox]:
-    """Greedy non-maximum suppression: best first, dropping boxes that overlap a kept one by
-    more than ``overlap`` (IoU) or lie mostly (70 %) inside it."""
-    kept: list[ScoredBox] = []
-    for box, score in sorted(items, key=lambda item: -item[1]):
-        if all(not too_close(box, other, overlap) for other, _ in kept):
-            kept.append((box, score))
-    return kept
-
-
-def too_close(box: Box, other: Box, overlap: float) -> bool:
-    common = box.intersect(other).area
-    union = box.area + other.area - common
-    return bool(union and (common / union > overlap or common >= 0.7 * min(box.area, other.area)))
 
 
 #: Pose's region around a pedestrian box is this many times the box's height: MediaPipe's
@@ -158,12 +144,6 @@ def pedestrian_crop(box: Box) -> Box:
     side = max(box.height, box.width) * REGION_SCALE * 1.2
     cx, cy = (box.x0 + box.x1) / 2, (box.y0 + box.y1) / 2
     return Box(math.floor(cx - side / 2), math.floor(cy - side / 2), math.ceil(cx + side / 2), math.ceil(cy + side / 2))
-
-
-def grown(box: Box, fraction: float = 0.1) -> Box:
-    """``box`` grown by ``fraction`` of its size on every side (a kept pedestrian box)."""
-    dx, dy = math.ceil(box.width * fraction), math.ceil(box.height * fraction)
-    return Box(box.x0 - dx, box.y0 - dy, box.x1 + dx, box.y1 + dy)
 
 
 def is_known(box: Box, covered: np.ndarray, persons: Sequence[Box]) -> bool:
