@@ -56,13 +56,10 @@ class MediaPipeRuntime:
             static_image_mode=True, model_complexity=1, enable_segmentation=True, min_detection_confidence=0.5
         )
         self.faces = mp.solutions.face_detection.FaceDetection(model_selection=1, min_detection_confidence=0.5)
+        self.selfie = mp.solutions.selfie_segmentation.SelfieSegmentation(model_selection=0)
 
     def segment(self, image: np.ndarray) -> np.ndarray:
         """The selfie segmentation's person probabilities as uint8 0..255 ``[H, W]``."""
-        import mediapipe as mp
-
-        if not hasattr(self, "selfie"):
-            self.selfie = mp.solutions.selfie_segmentation.SelfieSegmentation(model_selection=0)
         mask = np.asarray(self.selfie.process(np.ascontiguousarray(image)).segmentation_mask, np.float32)
         return np.round(np.clip(mask, 0, 1) * 255).astype(np.uint8)
 

@@ -25,10 +25,10 @@ from typing import Any
 import numpy as np
 
 from .atomic import atomic_output
+from .boxes import unrotate_box
 from .crops import resize_nearest
 from .errors import InputError
 from .rle import decode_rle, encode_rle
-from .boxes import unrotate_box
 from .structures import Box, Detection
 
 

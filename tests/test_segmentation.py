@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from sganon.core.errors import ConfigError
 from sganon.plugins.offline.detectors import OfflinePersonDetector, segmented_people
 
 
@@ -91,3 +92,9 @@ def test_switched_off_it_adds_nobody(astronaut):
     assert off.segmenter is None
     on = OfflinePersonDetector()
     assert [p.box for p in on.detect(astronaut)] == [p.box for p in off.detect(astronaut)]
+
+
+@pytest.mark.parametrize("settings", [{"segment_min_area": 0}, {"segment_min_area": 5}, {"segment_min_probability": 1.5}])
+def test_thresholds_out_of_range_are_a_clear_error(settings):
+    with pytest.raises(ConfigError, match="segment_min_area"):
+        OfflinePersonDetector(**settings)

@@ -37,6 +37,7 @@ import numpy as np
 import torch
 from sganon.core.boxes import grow_box, mask_bounds, non_maximum_suppression, unrotate_box
 from sganon.core.crops import dilated_in_frame
+from sganon.core.errors import ConfigError
 from sganon.core.interfaces import Detector
 from sganon.core.registry import MODELS
 from sganon.core.structures import Box, Detection
@@ -407,6 +408,11 @@ class OfflinePersonDetector(Detector):
         segment_min_area: float = 0.01,
         segment_min_probability: float = 0.85,
     ) -> None:
+        if not (0 < segment_min_area <= 1 and 0 <= segment_min_probability <= 1):
+            raise ConfigError(
+                "OfflinePersonDetector needs 0 < segment_min_area <= 1 (a share of the picture) and "
+                f"0 <= segment_min_probability <= 1, got {segment_min_area} and {segment_min_probability}"
+            )
         self.min_score = min_score
         self.mask_threshold = mask_threshold
         self.min_tile_side = min_tile_side

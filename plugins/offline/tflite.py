@@ -278,6 +278,9 @@ def read_graph(path: Path) -> Graph:
             options = _custom_options(kind, r.array(entry, 5, "u1"))
         else:
             options = _options(kind, r.table(entry, 4))
+        if kind == "AVERAGE_POOL_2D" and options.get("padding") == 0:
+            # TFLite leaves SAME padding out of the mean; the bundled models pool VALID only.
+            raise PluginError("TFLite AVERAGE_POOL_2D with SAME padding is not supported by sganon's reader")
         operator = Operator(kind, inputs, outputs, options)
         if kind == "DENSIFY":
             source = tensors[inputs[0]]
@@ -400,7 +403,8 @@ class TfliteModule(torch.nn.Module):
                 out = F.max_pool2d(source, (o["filter_h"], o["filter_w"]), (o["stride_h"], o["stride_w"]))
                 values[op.outputs[0]] = _activation(out, o["activation"])
             elif op.kind == "AVERAGE_POOL_2D":
-                values[op.outputs[0]] = _activation(_average_pool(get(op.inputs[0]), o), o["activation"])
+                out = F.avg_pool2d(get(op.inputs[0]), (o["filter_h"], o["filter_w"]), (o["stride_h"], o["stride_w"]))
+                values[op.outputs[0]] = _activation(out, o["activation"])
             elif op.kind == "MUL":
                 values[op.outputs[0]] = _activation(get(op.inputs[0]) * get(op.inputs[1]), o["activation"])
             elif op.kind == "RELU":
@@ -445,20 +449,6 @@ class TfliteModule(torch.nn.Module):
             else:  # pragma: no cover - read_graph rejects other operators
                 raise PluginError(f"TFLite operator {op.kind} cannot run")
         return [values[i] for i in self.outputs]
-
-
-def _average_pool(x: torch.Tensor, options: dict[str, Any]) -> torch.Tensor:
-    """TFLite's AVERAGE_POOL_2D of ``[N, C, H, W]``: with SAME padding, padded pixels are not
-    counted in the mean."""
-    kernel, stride = (options["filter_h"], options["filter_w"]), (options["stride_h"], options["stride_w"])
-    if options["padding"] == 0:  # SAME
-        top, bottom = _same_padding(x.shape[2], kernel[0], stride[0], 1)
-        left, right = _same_padding(x.shape[3], kernel[1], stride[1], 1)
-        if top or bottom or left or right:
-            pads = (left, right, top, bottom)
-            counted = F.avg_pool2d(F.pad(torch.ones_like(x[:1, :1]), pads), kernel, stride)
-            return F.avg_pool2d(F.pad(x, pads), kernel, stride) / counted
-    return F.avg_pool2d(x, kernel, stride)
 
 
 def _transpose_conv_cropping(
@@ -581,11 +571,9 @@ def onnx_model(path: Path) -> bytes:
                 top, bottom = _same_padding(height, o["filter_h"], o["stride_h"], 1)
                 left, right = _same_padding(width, o["filter_w"], o["stride_w"], 1)
                 pads = [top, left, bottom, right]
-            # TFLite's average leaves SAME padding out of the count.
-            extra = {"count_include_pad": 0} if op.kind == "AVERAGE_POOL_2D" else {}
             nodes.append(helper.make_node(
                 "MaxPool" if op.kind == "MAX_POOL_2D" else "AveragePool", [value(op.inputs[0], op)], [out],
-                kernel_shape=[o["filter_h"], o["filter_w"]], strides=[o["stride_h"], o["stride_w"]], pads=pads, **extra,
+                kernel_shape=[o["filter_h"], o["filter_w"]], strides=[o["stride_h"], o["stride_w"]], pads=pads,
             ))
             out = activation(o["activation"], out)
         elif op.kind == "MUL":
