@@ -19,6 +19,11 @@ Usage::
 
     python benchmarks/bench_degraded_faces.py --extra /work/realdata [--detect-max-side 1920] [--json out.json]
 
+``--rolled`` adds copies turned by 45, 60, 135 and 180 degrees about their centre (the
+canvas grown to hold the whole picture, black corners); a true face's box there is the
+bounding box of the middle 60 % of the face turned with it (so a face box of a turned copy
+is not inflated by its corners).
+
 ``--write-copies DIR`` writes each photo (the strip aside) and its degraded copies as PNG
 into ``DIR`` instead, for ``sganon anonymize`` and a detector that is not the project's
 (``benchmarks/independent_face_check.py``).
@@ -75,6 +80,31 @@ def copies(image: np.ndarray, faces: list[Box]) -> dict[str, tuple[np.ndarray, l
     except (KeyError, OSError):  # Pillow writes HEIC only with a plugin (pillow-heif), not installed
         pass
     return out
+
+
+ROLLS = (45, 60, 135, 180)
+
+
+def rolled(image: np.ndarray, faces: list[Box], degrees: float) -> tuple[np.ndarray, list[Box]]:
+    """``image`` turned counter-clockwise by ``degrees`` on a canvas that holds all of it,
+    and the faces' boxes there (see the module docstring)."""
+    import cv2
+
+    height, width = image.shape[:2]
+    matrix = cv2.getRotationMatrix2D((width / 2, height / 2), degrees, 1.0)
+    cos, sin = abs(matrix[0, 0]), abs(matrix[0, 1])
+    new_width, new_height = int(height * sin + width * cos), int(height * cos + width * sin)
+    matrix[0, 2] += new_width / 2 - width / 2
+    matrix[1, 2] += new_height / 2 - height / 2
+    turned = cv2.warpAffine(image, matrix, (new_width, new_height), flags=cv2.INTER_LINEAR, borderValue=(0, 0, 0))
+    boxes = []
+    for face in faces:
+        cx, cy, hw, hh = (face.x0 + face.x1) / 2, (face.y0 + face.y1) / 2, 0.3 * face.width, 0.3 * face.height
+        corners = np.array([[cx - hw, cy - hh, 1], [cx + hw, cy - hh, 1], [cx - hw, cy + hh, 1], [cx + hw, cy + hh, 1]])
+        points = corners @ matrix.T
+        boxes.append(Box(int(points[:, 0].min()), int(points[:, 1].min()), int(np.ceil(points[:, 0].max())),
+                         int(np.ceil(points[:, 1].max()))))  # fmt: skip
+    return turned, boxes
 
 
 def photos(extra: list[Path]) -> dict[str, np.ndarray]:
@@ -134,6 +164,7 @@ def write_copies(found: dict[str, np.ndarray], folder: Path) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--extra", type=Path, nargs="*", default=[], help="folders of more real photos")
+    parser.add_argument("--rolled", action="store_true", help="also copies turned by 45, 60, 135, 180 degrees")
     parser.add_argument("--write-copies", type=Path, default=None, help="write the copies as PNG here and stop")
     parser.add_argument("--detect-max-side", type=int, default=1920)
     parser.add_argument("--only", default=None, help="only photos whose name contains this")
@@ -149,7 +180,10 @@ def main() -> None:
         if args.only and args.only not in name:
             continue
         truth = [d.box for d in truth_finder.detect(image)]  # full resolution, no downscaling
-        for variant, (pixels, faces) in {"original": (image, truth), **copies(image, truth)}.items():
+        variants = {"original": (image, truth), **copies(image, truth)}
+        if args.rolled:
+            variants.update({f"rolled{degrees}": rolled(image, truth, degrees) for degrees in ROLLS})
+        for variant, (pixels, faces) in variants.items():
             start = time.perf_counter()
             boxes, mask = pipeline.detect(pixels)
             seconds = time.perf_counter() - start

@@ -8,7 +8,10 @@ real photos and video frames, and why it looks at whole pictures only.
   outside the masks the detector finds without segmentation, and whether the rule of
   ``segmented_people`` keeps it;
 * **added**: the people the detector gains with segmentation on (masks to look at with
-  ``--out DIR``).
+  ``--out DIR``);
+* **cost**: seconds of the model (``PersonSegmenter.segment_batch``, one core) and of the
+  rule (``segmented_people``) per picture, the median of 5 runs, and their medians over
+  all pictures.
 
 Pictures: ``docs/examples/astronaut.jpg``, ``../shared/data/*.jpg``, every ``--photos``
 file, and every 25th frame of ``--video`` (e.g. OpenCV's ``vtest.avi``; see
@@ -22,7 +25,9 @@ Usage::
 from __future__ import annotations
 
 import argparse
+import statistics
 import sys
+import time
 from pathlib import Path
 
 import cv2
@@ -33,7 +38,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_pedestrians import read_frames  # noqa: E402
 
 from sganon.plugins.offline.blaze import PersonSegmenter  # noqa: E402
-from sganon.plugins.offline.detectors import OfflinePersonDetector, square_tiles  # noqa: E402
+from sganon.plugins.offline.detectors import OfflinePersonDetector, segmented_people, square_tiles  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -61,6 +66,15 @@ def probability(segmenter: PersonSegmenter, image: np.ndarray, view: str) -> np.
     return result
 
 
+def seconds(function, repeats: int = 5) -> float:
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        function()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--photos", type=Path, nargs="*", default=[])
@@ -74,6 +88,10 @@ def main() -> None:
     if args.out:
         args.out.mkdir(parents=True, exist_ok=True)
     added_total, items = 0, pictures(args.photos, args.video, args.every)
+    import torch
+
+    torch.set_num_threads(1)  # as the detector runs it (a one-core worker)
+    costs: list[tuple[float, float]] = []
     for name, image in items:
         height, width = image.shape[:2]
         before = without.detect(image)
@@ -93,6 +111,12 @@ def main() -> None:
                 x, y, w, h = (int(v) for v in stats[k, :4])
                 print(f"{name:28s} {view:6s} region {x},{y} {w}x{h}  {area:6.1%} of the picture  mean {mean:.2f}  "
                       f"outside masks {outside:4.0%}  {'KEPT' if kept else ''}")  # fmt: skip
+        segmenter.segment_batch([image])  # warm
+        model = seconds(lambda: segmenter.segment_batch([image]))
+        found = segmenter.segment_batch([image])[0]
+        rule = seconds(lambda: segmented_people(found, covered))
+        costs.append((model, rule))
+        print(f"{name:28s} cost at {width}x{height}: model {model * 1000:.1f} ms, rule {rule * 1000:.1f} ms")
         after = with_segmentation.detect(image)
         added = [p for p in after if not any(p.box == q.box for q in before)]
         added_total += len(added)
@@ -106,6 +130,8 @@ def main() -> None:
                 shown[mask] = (shown[mask] * 0.4 + np.array([255, 0, 0]) * 0.6).astype(np.uint8)
             Image.fromarray(shown).save(args.out / f"{name}.png")
     print(f"people added by segmentation: {added_total} over {len(items)} pictures")
+    print(f"cost (medians over the pictures): model {statistics.median(c[0] for c in costs) * 1000:.1f} ms, "
+          f"rule {statistics.median(c[1] for c in costs) * 1000:.1f} ms")
 
 
 if __name__ == "__main__":
