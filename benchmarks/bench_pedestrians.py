@@ -123,11 +123,16 @@ def is_anonymized(replaced: np.ndarray, blob: Blob, share: float = 0.7) -> bool:
 
 #: Settings of the pedestrian finder in every detector built here (``--keep-score``, ``--min-score``).
 SETTINGS = PedestrianSettings()
+#: The part of the person detector each run turns off and on (``--toggle``).
+TOGGLE = "pedestrians"
+#: NanoDet thresholds of every detector built here (``--body-min-score``, ``--body-keep-score``).
+BODY_SCORES: dict[str, float] = {}
 
 
 def person_detector(pedestrians: bool = True) -> OfflinePersonDetector:
-    detector = OfflinePersonDetector(pedestrians=pedestrians)
-    if pedestrians:
+    """The offline person detector with the ``TOGGLE`` part on or off (``pedestrians``)."""
+    detector = OfflinePersonDetector(**{TOGGLE: pedestrians}, **BODY_SCORES)
+    if detector.pedestrian_finder is not None:
         detector.pedestrian_finder = PedestrianFinder(SETTINGS)
     return detector
 
@@ -323,13 +328,21 @@ def main() -> None:
     parser.add_argument("--only", choices=("stills", "video", "cost", "photos", "models", "photos720"), nargs="*",
                         default=None, help="parts to run (default: all but models, the raw HOG recall by model "
                         "and scales, and photos720, the cost on bench_vs_deface.py's photos)")
+    parser.add_argument("--toggle", choices=("pedestrians", "bodies", "segmentation"), default="pedestrians",
+                        help="the part of the person detector the stills and video runs turn off and on "
+                        "(the figures' 'pedestrians off/on' then mean this part)")
+    parser.add_argument("--body-min-score", type=float, default=None, help="OfflinePersonDetector.body_min_score")
+    parser.add_argument("--body-keep-score", type=float, default=None, help="OfflinePersonDetector.body_keep_score")
     parser.add_argument("--keep-score", type=float, default=None, help="PedestrianSettings.keep_score")
     parser.add_argument("--min-score", type=float, default=None, help="PedestrianSettings.min_score")
     parser.add_argument("--out", type=Path, default=None, help="write PNGs to look at here")
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args()
     parts = set(args.only or ("stills", "video", "cost", "photos"))
-    global SETTINGS
+    global SETTINGS, TOGGLE
+    TOGGLE = args.toggle
+    bodies = {"body_min_score": args.body_min_score, "body_keep_score": args.body_keep_score}
+    BODY_SCORES.update({key: value for key, value in bodies.items() if value is not None})
     changed = {"keep_score": args.keep_score, "min_score": args.min_score}
     SETTINGS = dataclasses.replace(SETTINGS, **{key: value for key, value in changed.items() if value is not None})
     if args.out is not None:

@@ -88,7 +88,7 @@ def test_the_merge_rule_on_masks(box, seed):
     box = box.clip(240, 320)
     if box.is_empty():
         return
-    person = pedestrian_person(None, box, 0.9, 0.7, covered)
+    person = pedestrian_person(None, box, 0.9, True, covered)
     around = grow_box(box, 0.1, 240, 320)
     if person is not None:  # the box grown, less what was covered
         mask = person.mask_in_image(240, 320)
@@ -98,10 +98,10 @@ def test_the_merge_rule_on_masks(box, seed):
         assert np.array_equal(mask, expected & ~covered)
     else:  # only when everything around the box was covered already
         assert covered[around.y0 : around.y1, around.x0 : around.x1].all()
-    assert pedestrian_person(None, box, 0.6, 0.7, covered) is None  # weak and unconfirmed
+    assert pedestrian_person(None, box, 0.6, False, covered) is None  # weak and unconfirmed
     full = np.ones((box.height, box.width), bool)
     pose_person = Detection(box, 0.9, full, np.zeros((33, 3), np.float32))
-    assert pedestrian_person(pose_person, box, 0.6, 0.7, covered) is pose_person  # Pose confirms it
+    assert pedestrian_person(pose_person, box, 0.6, False, covered) is pose_person  # Pose confirms it
     everywhere = np.ones((240, 320), bool)
     assert is_covered(box, everywhere) and is_known(box, everywhere, [])
     assert not is_covered(box, np.zeros((240, 320), bool))
@@ -171,8 +171,8 @@ SMALL_GIRL = Box(12, 47, 27, 99)
 
 
 def test_a_small_person_without_a_face_is_anonymized(shared):
-    """Real photo, person seen small: with pedestrians most of her box is under a person
-    (the benchmark's 70 %); without, none of it."""
+    """Real photo, person seen small: with pedestrians (HOG) or NanoDet's bodies, most of her
+    box is under a person (the benchmark's 70 %); with neither, none of it."""
     image = small_coco(shared)
     height, width = image.shape[:2]
 
@@ -184,4 +184,6 @@ def test_a_small_person_without_a_face_is_anonymized(shared):
 
     # Pose confirms her (a mask: the box by eye holds some court too) or her box is kept.
     assert covered(OfflinePersonDetector()) >= 0.7
-    assert covered(OfflinePersonDetector(pedestrians=False)) < 0.1
+    assert covered(OfflinePersonDetector(bodies=False)) >= 0.7
+    assert covered(OfflinePersonDetector(pedestrians=False)) >= 0.5  # NanoDet's box (measured 0.63)
+    assert covered(OfflinePersonDetector(pedestrians=False, bodies=False)) < 0.1

@@ -9,10 +9,10 @@ non-maximum suppression.
 Persons (``offline``): BlazePose person proposals (every candidate of MediaPipe's
 multi-person pose detector) on the whole image and on square tiles at up to three
 scales, plus proposals seeded from faces that no body covers and from HOG pedestrian
-boxes no body covers (:mod:`.pedestrians`: people seen from behind or too small for a
-face); then MediaPipe Pose with segmentation on each proposal's crop gives one instance
-mask and 33 keypoints per person (a pedestrian box Pose finds nobody in is kept as a
-box). Duplicates are merged by mask overlap. Last, MediaPipe's selfie segmentation of the
+boxes and NanoDet person boxes no body covers (:mod:`.pedestrians`, :mod:`.nanodet`: people
+seen from behind, cut by the frame's edge or too small for a face); then MediaPipe Pose with
+segmentation on each proposal's crop gives one instance mask and 33 keypoints per person (a
+pedestrian box Pose finds nobody in is kept as a box). Duplicates are merged by mask overlap. Last, MediaPipe's selfie segmentation of the
 whole picture adds the large person-shaped regions no mask covers (people near the camera
 seen from behind or cut by the frame's edge: :func:`segmented_people`).
 
@@ -44,6 +44,7 @@ from sganon.core.structures import Box, Detection
 
 from .blaze import FaceDetector, PersonSegmenter, PoseDetector, PoseLandmarker, PoseResult, image_tensor
 from .centerface import CenterFace
+from .nanodet import NanoDetPersons
 from .pedestrians import PedestrianFinder, is_covered, is_known, pedestrian_crop, pedestrian_region
 
 ScoredBox = tuple[Box, float]
@@ -350,23 +351,26 @@ class OfflineFaceDetector(Detector):
 @dataclass
 class PoseJob:
     """A crop on which Pose is to run: a body proposal, the box below a ``face`` no mask
-    covers, or the crop around a ``pedestrian`` box (HOG) no mask covers. For a pedestrian,
-    Pose's landmark model looks at an upright region around the box (not the detector's), and
-    when it finds nobody there the box itself, grown by 10 %, is kept as the person."""
+    covers, or the crop around a ``pedestrian`` box (HOG or NanoDet) no mask covers. For a
+    pedestrian, Pose's landmark model looks at an upright region around the box (not the
+    detector's), and when it finds nobody there the box itself, grown by 10 %, is kept as the
+    person if ``keep_box`` (a box strong enough to stand without Pose)."""
 
     box: Box
     score: float
     face: Box | None = None
     pedestrian: Box | None = None
+    #: For a pedestrian: keep the box as the person when Pose finds nobody there.
+    keep_box: bool = False
     #: For a face job: the job to run instead when Pose's person there is someone else.
     retry: "PoseJob | None" = None
 
 
 @MODELS.register_module()
 class OfflinePersonDetector(Detector):
-    """Persons: BlazePose proposals (image + square tiles at up to three scales + faces no
-    body covers), then MediaPipe Pose with segmentation on each proposal (models in
-    ``models/``, Apache-2.0; faces from the ``offline-face`` ensemble).
+    """Persons: BlazePose proposals (image + square tiles at up to three scales + faces, HOG
+    pedestrians and NanoDet bodies no body covers), then MediaPipe Pose with segmentation on
+    each proposal (models in ``models/``, Apache-2.0; faces from the ``offline-face`` ensemble).
 
     Args:
         min_score: Minimum BlazePose detector confidence of a proposal.
@@ -385,11 +389,17 @@ class OfflinePersonDetector(Detector):
             people near the camera without a usable face (from behind, cut by the edge).
         segment_min_area: ... a region counts from this share of the picture's pixels,
         segment_min_probability: ... and this mean person probability.
+        bodies: Also find people by their whole body, whatever their pose or how the frame's
+            edge cuts them, with NanoDet's COCO detector (:mod:`.nanodet`); each person box no
+            mask covers becomes a Pose job, like a HOG box.
+        body_min_score: NanoDet person probability from which a box becomes a Pose job ...
+        body_keep_score: ... and from which it is kept as the person when Pose finds nobody.
     """
 
     name: ClassVar[str] = "offline"
     description: ClassVar[str] = (
-        "persons: BlazePose proposals on tiles, faces and HOG pedestrians + Pose landmarks and masks per person, "
+        "persons: BlazePose proposals on tiles, faces, HOG pedestrians and NanoDet bodies + Pose landmarks and masks "
+        "per person, "
         "+ selfie segmentation for people near the camera (offline)"
     )
     labels: ClassVar[tuple[str, ...]] = ("person",)
@@ -407,11 +417,19 @@ class OfflinePersonDetector(Detector):
         segmentation: bool = True,
         segment_min_area: float = 0.01,
         segment_min_probability: float = 0.85,
+        bodies: bool = True,
+        body_min_score: float = 0.3,
+        body_keep_score: float = 0.3,
     ) -> None:
         if not (0 < segment_min_area <= 1 and 0 <= segment_min_probability <= 1):
             raise ConfigError(
                 "OfflinePersonDetector needs 0 < segment_min_area <= 1 (a share of the picture) and "
                 f"0 <= segment_min_probability <= 1, got {segment_min_area} and {segment_min_probability}"
+            )
+        if not (0 < body_min_score <= body_keep_score <= 1):
+            raise ConfigError(
+                "OfflinePersonDetector needs 0 < body_min_score <= body_keep_score <= 1 (NanoDet person "
+                f"probabilities), got {body_min_score} and {body_keep_score}"
             )
         self.min_score = min_score
         self.mask_threshold = mask_threshold
@@ -424,6 +442,9 @@ class OfflinePersonDetector(Detector):
         self.segmentation = segmentation
         self.segment_min_area = segment_min_area
         self.segment_min_probability = segment_min_probability
+        self.bodies = bodies
+        self.body_min_score = body_min_score
+        self.body_keep_score = body_keep_score
         self._build("cpu")
 
     def _build(self, device: str) -> None:
@@ -431,6 +452,7 @@ class OfflinePersonDetector(Detector):
         self.landmarker = PoseLandmarker(device=device)
         self.faces = face_finder(device=device) if self.seed_from_faces else None
         self.segmenter = PersonSegmenter(device) if self.segmentation else None
+        self.body_finder = NanoDetPersons(device, self.body_min_score) if self.bodies else None
         # On the CPU the person models run in a one-core worker while the face ensemble (its own
         # workers) runs beside them; on a GPU both run in the caller's thread.
         self._torch_worker = torch_worker("offline-persons") if device == "cpu" else None
@@ -484,20 +506,29 @@ class OfflinePersonDetector(Detector):
             pedestrians_found = self._pedestrian_worker.submit(lambda: [finder.find(image) for image in images])
         try:
             persons, covered = on_worker(self._torch_worker, self.persons_from_proposals, images)
+            bodies = on_worker(self._torch_worker, self.body_finder.find_batch, images) if self.body_finder else None
         finally:  # wait for the faces and pedestrians also after an error
             faces = faces_found.result() if faces_found is not None else None
             pedestrians = pedestrians_found.result() if pedestrians_found is not None else None
         jobs: list[list[PoseJob]] = [[] for _ in images]
         if faces is not None:
             jobs = [[face_job(face, score) for face, score in found] for found in faces]
+        boxes: list[list[tuple[Box, float, bool]]] = [[] for _ in images]  # (box, score, keep_box)
         if pedestrians is not None:
-            for image_jobs, found, image_covered, image_persons in zip(jobs, pedestrians, covered, persons):
-                known = [person.box for person in image_persons]
-                image_jobs += [
-                    PoseJob(pedestrian_crop(box), score, pedestrian=box)
-                    for box, score in found
-                    if not is_known(box, image_covered, known)
-                ]
+            assert finder is not None
+            keep = finder.keep_probability
+            for image_boxes, found in zip(boxes, pedestrians):
+                image_boxes += [(box, score, score >= keep) for box, score in found]
+        if bodies is not None:
+            for image_boxes, found in zip(boxes, bodies):
+                image_boxes += [(box, score, score >= self.body_keep_score) for box, score in found]
+        for image_jobs, image_boxes, image_covered, image_persons in zip(jobs, boxes, covered, persons):
+            known = [person.box for person in image_persons]
+            image_jobs += [
+                PoseJob(pedestrian_crop(box), score, pedestrian=box, keep_box=keep_box)
+                for box, score, keep_box in image_boxes
+                if not is_known(box, image_covered, known)
+            ]
         on_worker(self._torch_worker, self.run_pose_jobs, images, jobs, persons, covered)
         if self.segmenter is not None:
             on_worker(self._torch_worker, self.add_segmented_people, images, persons, covered)
@@ -571,8 +602,7 @@ class OfflinePersonDetector(Detector):
                         continue
                     person = self.person_from_pose(pose, inside, job, covered[i])
                     if job.pedestrian is not None:
-                        keep = self.pedestrian_finder.keep_probability if self.pedestrian_finder else 0.0
-                        person = pedestrian_person(person, job.pedestrian, job.score, keep, covered[i])
+                        person = pedestrian_person(person, job.pedestrian, job.score, job.keep_box, covered[i])
                     self.add_person(persons[i], covered[i], person)
                 else:
                     pending[i] = []
@@ -678,17 +708,17 @@ class OfflinePersonDetector(Detector):
 
 
 def pedestrian_person(
-    person: Detection | None, pedestrian: Box, score: float, keep_score: float, covered: np.ndarray
+    person: Detection | None, pedestrian: Box, score: float, keep_box: bool, covered: np.ndarray
 ) -> Detection | None:
     """The person of a pedestrian box (``score`` in [0, 1]): Pose's ``person``, if its mask
     covers the box (the middle third, at least half: :func:`.pedestrians.is_covered`); else,
-    from ``keep_score`` on, the box grown by 10 % less the pixels of persons found before
+    if ``keep_box`` (a strong box), the box grown by 10 % less the pixels of persons found before
     (``covered``, bool ``[H, W]``; so it never replaces one of them), without keypoints,
     since a missed person costs privacy and a false one only some utility; else nobody (a
     weak box Pose does not confirm)."""
     if person is not None and is_covered(pedestrian, person.mask_in_image(*covered.shape)):
         return person
-    if score < keep_score:
+    if not keep_box:
         return None
     box = grow_box(pedestrian, 0.1, *covered.shape)
     mask = ~covered[box.y0 : box.y1, box.x0 : box.x1]
