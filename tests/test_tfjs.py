@@ -278,3 +278,45 @@ def test_the_reader_explains_what_it_cannot_read(tmp_path: Path) -> None:
     path.write_text("{not json")
     with pytest.raises(PluginError, match="not a TF.js graph model"):
         tfjs.read_graph(path)
+
+
+# --- NanoDet in the person detector: tiles for large pictures ---------------------------
+
+
+@settings(max_examples=100, deadline=None)
+@given(height=st.integers(1, 4000), width=st.integers(1, 4000))
+def test_large_pictures_are_also_seen_in_tiles_of_at_most_half_input_scale(height: int, width: int) -> None:
+    from sganon.plugins.offline.detectors import BODY_MIN_TILE_SIDE, BODY_WHOLE_SIDE, body_tile_count, square_tiles
+
+    count = body_tile_count(height, width)
+    if max(height, width) <= BODY_WHOLE_SIDE or min(height, width) < BODY_MIN_TILE_SIDE:
+        assert count == 0
+        return
+    tiles = square_tiles(height, width, count)
+    assert tiles[0].height <= BODY_WHOLE_SIDE  # seen at half size or larger
+    if count > 1:  # and no more tiles than that takes
+        assert square_tiles(height, width, count - 1)[0].height > BODY_WHOLE_SIDE
+    covered = np.zeros((height, width), bool)
+    for tile in tiles:
+        covered[tile.y0 : tile.y1, tile.x0 : tile.x1] = True
+    assert covered.all()
+
+
+def test_people_found_in_tiles_land_where_they_are() -> None:
+    """Four astronauts in a 1024x1024 picture (seen whole at 0.41x, so also in 640-pixel
+    tiles): one person box on each of them, in the picture's pixels."""
+    from skimage import data
+
+    from sganon.plugins.offline.detectors import body_tile_count
+
+    one = np.asarray(data.astronaut())
+    picture = np.vstack([np.hstack([one, one]), np.hstack([one, one])])
+    assert body_tile_count(1024, 1024) == 2
+    detector = OfflinePersonDetector(segmentation=False, pedestrians=False, seed_from_faces=False)
+    boxes = detector.body_boxes_batch([picture])[0]
+    for x, y in ((0, 0), (512, 0), (0, 512), (512, 512)):
+        assert any(
+            box.x0 < x + 60 and box.x1 > x + 330 and box.y0 < y + 60 and box.y1 > y + 480 and box.x1 <= x + 512 + 10
+            for box, score in boxes
+            if score >= 0.5
+        ), (x, y, boxes)

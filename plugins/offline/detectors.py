@@ -506,7 +506,7 @@ class OfflinePersonDetector(Detector):
             pedestrians_found = self._pedestrian_worker.submit(lambda: [finder.find(image) for image in images])
         try:
             persons, covered = on_worker(self._torch_worker, self.persons_from_proposals, images)
-            bodies = on_worker(self._torch_worker, self.body_finder.find_batch, images) if self.body_finder else None
+            bodies = on_worker(self._torch_worker, self.body_boxes_batch, images) if self.body_finder else None
         finally:  # wait for the faces and pedestrians also after an error
             faces = faces_found.result() if faces_found is not None else None
             pedestrians = pedestrians_found.result() if pedestrians_found is not None else None
@@ -538,6 +538,36 @@ class OfflinePersonDetector(Detector):
                 for image, found, image_persons in zip(images, faces, persons)
             ]
         return persons
+
+    def body_boxes_batch(self, images: list[np.ndarray]) -> list[list[ScoredBox]]:
+        """NanoDet's person boxes of each image, in its pixels: on the whole picture and, when
+        that shrinks it under about half size, also on square tiles (:func:`body_tile_count`
+        across the short side), all views of all images in one batch; merged by NMS (IoU 0.5:
+        a part of a person cut by a tile's edge stays a job, which the merge rule skips once
+        the person's mask covers it)."""
+        assert self.body_finder is not None
+        views: list[list[View | None]] = []  # None: the whole picture
+        pixels: list[np.ndarray] = []
+        for image in images:
+            height, width = image.shape[:2]
+            count = body_tile_count(height, width)
+            image_views: list[View | None] = [None] + (tile_views(height, width, [count]) if count else [])
+            views.append(image_views)
+            pixels += [
+                image if view is None else np.ascontiguousarray(image[view.tile.y0 : view.tile.y1, view.tile.x0 : view.tile.x1])
+                for view in image_views
+            ]
+        per_view = iter(self.body_finder.find_batch(pixels))
+        found = []
+        for image, image_views in zip(images, views):
+            boxes = []
+            for view in image_views:
+                for box, score in next(per_view):
+                    inside = box if view is None else box_from_view(box, view, *image.shape[:2])
+                    if inside is not None:
+                        boxes.append((inside, score))
+            found.append(non_maximum_suppression(boxes, 0.5))
+        return found
 
     def persons_from_proposals(self, images: list[np.ndarray]) -> tuple[list[list[Detection]], list[np.ndarray]]:
         """Persons of each image's body proposals (merged by NMS), and the pixels their masks cover."""
@@ -705,6 +735,28 @@ class OfflinePersonDetector(Detector):
                 return False
         persons.append(person)
         return True
+
+
+#: The largest picture side NanoDet sees at once: its 416-pixel input at half size. On
+#: OpenCV's vtest.avi (768x576, people 35-155 pixels, seen at 0.54x) the whole picture finds
+#: 158 of 164 people and tiles 1 more; on a 1536x1152 mosaic of its frames (0.27x) the whole
+#: picture finds 138, tiles seen at 0.58x 158 (docs/offline-models.md).
+BODY_WHOLE_SIDE = 832
+#: No tiles for pictures narrower than this (a tile would be enlarged over 4x).
+BODY_MIN_TILE_SIDE = 104
+
+
+def body_tile_count(height: int, width: int) -> int:
+    """Square tiles across the short side on which NanoDet also looks (0: the whole picture
+    is enough): none while the long side is at most ``BODY_WHOLE_SIDE`` (or the short side
+    under ``BODY_MIN_TILE_SIDE``), else the fewest whose side (:func:`square_tiles`) is at
+    most ``BODY_WHOLE_SIDE``."""
+    if max(height, width) <= BODY_WHOLE_SIDE or min(height, width) < BODY_MIN_TILE_SIDE:
+        return 0
+    count = 1
+    while max(square_tiles(height, width, count)[0].height, 1) > BODY_WHOLE_SIDE:
+        count += 1
+    return count
 
 
 def pedestrian_person(

@@ -53,6 +53,9 @@ class NanoDetPersons:
         self.model = TfjsModule(MODEL).to(self.device).eval()
         self.min_score = min_score
         self.overlap = overlap
+        # Pictures run at once: on the CPU one by one (measured with one thread: 53 ms a picture
+        # alone, 72 ms in batches of 8, which also take ~100 MB of activations a picture).
+        self.max_batch = 1 if self.device.type == "cpu" else 16
 
     def letterbox(self, image: np.ndarray) -> tuple[torch.Tensor, float]:
         """``image`` (uint8 RGB ``[H, W, 3]``) scaled to fit 416x416 at the top left, the rest
@@ -72,14 +75,14 @@ class NanoDetPersons:
     @torch.no_grad()
     def find_batch(self, images: list[np.ndarray]) -> list[list[ScoredBox]]:
         """Each image's person boxes (clipped to it) and probabilities, best first."""
-        if not images:
-            return []
-        inputs, scales = zip(*(self.letterbox(image) for image in images))
-        scores, distances = heads(self.model(torch.stack(inputs)))
         found = []
-        for image, scale, image_scores, image_distances in zip(images, scales, scores, distances):
-            boxes = decode(image_scores[:, PERSON], image_distances, self.min_score)
-            found.append(non_maximum_suppression(in_image(boxes, scale, *image.shape[:2]), self.overlap))
+        for start in range(0, len(images), self.max_batch):
+            chunk = images[start : start + self.max_batch]
+            inputs, scales = zip(*(self.letterbox(image) for image in chunk))
+            scores, distances = heads(self.model(torch.stack(inputs)))
+            for image, scale, image_scores, image_distances in zip(chunk, scales, scores, distances):
+                boxes = decode(image_scores[:, PERSON], image_distances, self.min_score)
+                found.append(non_maximum_suppression(in_image(boxes, scale, *image.shape[:2]), self.overlap))
         return found
 
     def find(self, image: np.ndarray) -> list[ScoredBox]:
