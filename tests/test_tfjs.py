@@ -20,6 +20,7 @@ from hypothesis import strategies as st
 from sganon.core.errors import ConfigError, PluginError
 from sganon.plugins.offline import nanodet, tfjs
 from sganon.plugins.offline.detectors import OfflinePersonDetector
+from sganon.plugins.offline.tflite import OnnxRunner
 from vector_cases import CASES, case_image
 
 VECTORS = np.load(Path(__file__).parent / "vectors" / "nanodet.npz")
@@ -31,18 +32,26 @@ def finder() -> nanodet.NanoDetPersons:
     return nanodet.NanoDetPersons()
 
 
+@pytest.fixture(scope="module")
+def torch_module() -> tfjs.TfjsModule:
+    return tfjs.TfjsModule(nanodet.MODEL).eval()
+
+
 @pytest.mark.parametrize("name", list(CASES))
-def test_nanodet_matches_tensorflow_js(name: str, finder: nanodet.NanoDetPersons) -> None:
+def test_nanodet_matches_tensorflow_js(name: str, finder: nanodet.NanoDetPersons, torch_module: tfjs.TfjsModule) -> None:
+    """Both engines: the graph in torch (CUDA's path) and traced to onnxruntime (the CPU's)."""
     image = case_image(name)
     if image is None:
         pytest.skip(f"needs {CASES[name][0]} (../shared/data)")
     pixels, _ = finder.letterbox(image)
-    with torch.no_grad():
-        scores, distances = nanodet.heads(finder.model(pixels[None]))
-    reference = VECTORS[f"{name}/scores"].astype(np.float32)
-    np.testing.assert_allclose(scores[0][:, list(CLASSES)].numpy(), reference, atol=2e-3)
-    cells = VECTORS[f"{name}/cells"]
-    np.testing.assert_allclose(distances[0][cells].numpy(), VECTORS[f"{name}/distances"], atol=1e-3)
+    assert isinstance(finder.model, OnnxRunner)
+    for model in (torch_module, finder.model):
+        with torch.no_grad():
+            scores, distances = nanodet.heads(model(pixels[None]))
+        reference = VECTORS[f"{name}/scores"].astype(np.float32)
+        np.testing.assert_allclose(scores[0][:, list(CLASSES)].numpy(), reference, atol=2e-3)
+        cells = VECTORS[f"{name}/cells"]
+        np.testing.assert_allclose(distances[0][cells].numpy(), VECTORS[f"{name}/distances"], atol=1e-3)
 
 
 def test_the_astronaut_is_one_person_and_stays_one_when_the_frame_cuts_her(finder: nanodet.NanoDetPersons) -> None:

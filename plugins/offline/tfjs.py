@@ -12,7 +12,9 @@ Nodes whose inputs are all constants (shape arithmetic) are evaluated once at lo
 from __future__ import annotations
 
 import base64
+import io
 import json
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -267,3 +269,17 @@ class TfjsModule(torch.nn.Module):
             for k, out in enumerate(run_node(node, args)):
                 values[f"{node.name}:{k}" if k else node.name] = out
         return [values[name] for name in self.outputs]
+
+
+def traced_onnx(module: TfjsModule, input_shape: tuple[int, ...]) -> bytes:
+    """``module`` as a serialized ONNX model (input ``x`` of ``input_shape``, batch included),
+    traced by torch's ONNX exporter: the graph runs ~2x faster in onnxruntime than in torch on
+    one CPU core (NanoDet: 20 against 45 ms)."""
+    buffer = io.BytesIO()
+    with warnings.catch_warnings():  # the tracer warns that shapes become constants: they are
+        warnings.simplefilter("ignore")
+        torch.onnx.export(
+            module.cpu().eval(), (torch.zeros(input_shape),), buffer, input_names=["x"], opset_version=17, dynamo=False
+        )
+    return buffer.getvalue()
+

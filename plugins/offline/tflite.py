@@ -647,14 +647,16 @@ def onnx_model(path: Path) -> bytes:
 
 
 class OnnxRunner:
-    """:func:`onnx_model` of a ``.tflite`` file in an onnxruntime CPU session (one thread), called
-    like :class:`TfliteModule` (torch tensors in and out).
+    """:func:`onnx_model` of a ``.tflite`` file (or another ONNX model whose input is named
+    ``x``) in an onnxruntime CPU session (one thread), called like :class:`TfliteModule`
+    (torch tensors in and out).
 
     Args:
-        path: The ``.tflite`` file.
+        source: The ``.tflite`` file, or a serialized ONNX model.
+        max_batch: Largest batch run at once (see the class attribute).
     """
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, source: Path | bytes, max_batch: int | None = None) -> None:
         import onnxruntime
 
         options = onnxruntime.SessionOptions()
@@ -663,7 +665,10 @@ class OnnxRunner:
         options.log_severity_level = 3
         # No memory arena: it would keep the largest batch's buffers for the whole process.
         options.enable_cpu_mem_arena = False
-        self.session = onnxruntime.InferenceSession(onnx_model(path), options, providers=["CPUExecutionProvider"])
+        model = source if isinstance(source, bytes) else onnx_model(source)
+        self.session = onnxruntime.InferenceSession(model, options, providers=["CPUExecutionProvider"])
+        if max_batch is not None:
+            self.max_batch = max_batch
 
     #: Largest batch run at once: bounds the activations' memory (a batch of video frames has
     #: 30 views each); on the CPU, larger batches are not faster.
