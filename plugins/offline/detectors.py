@@ -12,9 +12,10 @@ scales, plus proposals seeded from faces that no body covers and from HOG pedest
 boxes and NanoDet person boxes no body covers (:mod:`.pedestrians`, :mod:`.nanodet`: people
 seen from behind, cut by the frame's edge or too small for a face); then MediaPipe Pose with
 segmentation on each proposal's crop gives one instance mask and 33 keypoints per person (a
-pedestrian box Pose finds nobody in is kept as a box). Duplicates are merged by mask overlap. Last, MediaPipe's selfie segmentation of the
-whole picture adds the large person-shaped regions no mask covers (people near the camera
-seen from behind or cut by the frame's edge: :func:`segmented_people`).
+pedestrian box Pose finds nobody in is kept as a box). Duplicates are merged by mask
+overlap. Last, MediaPipe's selfie segmentation of the whole picture adds the large
+person-shaped regions no mask covers (people near the camera seen from behind or cut by the
+frame's edge: :func:`segmented_people`).
 
 The MediaPipe models run in torch (:mod:`.blaze`), batched: every tile, scale and turned
 copy of an image -- and every image of a ``detect_batch`` (video frames) -- goes through

@@ -24,6 +24,8 @@ import torch
 import torch.nn.functional as F
 from sganon.core.errors import PluginError
 
+from .tflite import same_padding
+
 #: Operators this reader runs (TensorFlow names); ``SparseToDense`` only on constants.
 SUPPORTED = frozenset(
     {
@@ -75,13 +77,21 @@ def read_weights(manifest: list[dict[str, Any]], folder: Path) -> dict[str, np.n
             raise PluginError(f"TF.js weight {spec['name']}: dtype {spec['dtype']} is not supported")
         size = count * np.dtype(stored).itemsize
         if offset + size > len(data):
-            raise PluginError(f"TF.js weights are truncated: {spec['name']} needs bytes {offset}-{offset + size} of {len(data)}")
+            raise PluginError(
+                f"TF.js weights are truncated: {spec['name']} needs bytes {offset}-{offset + size} of {len(data)}"
+            )
         values = np.frombuffer(data, stored, count, offset).reshape(shape)
         offset += size
         if quantization and quantization["dtype"] != "float16":  # affine: value * scale + min
             values = values.astype(np.float32) * quantization["scale"] + quantization["min"]
         weights[spec["name"]] = values.astype(DTYPES.get(spec["dtype"], np.float32))
     return weights
+
+
+def value_names(inputs: list[str]) -> list[str]:
+    """A node's input values: ``"name:0"`` is ``"name"`` (a node's first output); ``"^name"``
+    (a control edge, no value) is left out."""
+    return [value.removesuffix(":0") for value in inputs if not value.startswith("^")]
 
 
 def read_graph(path: Path) -> Graph:
@@ -92,14 +102,16 @@ def read_graph(path: Path) -> Graph:
     """
     try:
         model = json.loads(Path(path).read_text())
-        topology, manifest = model["modelTopology"], model["weightsManifest"]
+        manifest = model["weightsManifest"]
+        nodes = [
+            Node(raw["name"], raw["op"], value_names(raw.get("input", [])), raw.get("attr", {}))
+            for raw in model["modelTopology"]["node"]
+        ]
     except (OSError, ValueError, KeyError, TypeError) as error:
         raise PluginError(f"{path} is not a TF.js graph model: {error}") from error
     constants = read_weights(manifest, Path(path).parent)
     by_name = {}
-    for raw in topology["node"]:
-        inputs = [i.removesuffix(":0") for i in raw.get("input", []) if not i.startswith("^")]  # "^x": control edge
-        node = Node(raw["name"], raw["op"], inputs, raw.get("attr", {}))
+    for node in nodes:
         if node.op not in SUPPORTED:
             raise PluginError(f"{path}: TF.js operator {node.op} (node {node.name}) is not supported")
         if node.op == "Const" and node.name not in constants:
@@ -153,12 +165,6 @@ def _nhwc_window(attrs: dict[str, Any], node: Node) -> tuple[tuple[int, int], tu
     return (strides[1], strides[2]), (dilations[1], dilations[2])
 
 
-def _same_pads(size: int, kernel: int, stride: int, dilation: int) -> tuple[int, int]:
-    effective = (kernel - 1) * dilation + 1
-    total = max((-(-size // stride) - 1) * stride + effective - size, 0)
-    return total // 2, total - total // 2
-
-
 def run_node(node: Node, args: list[torch.Tensor]) -> list[torch.Tensor]:
     """The outputs of one node on its input values (TensorFlow semantics and layouts)."""
     op, attrs = node.op, node.attrs
@@ -193,8 +199,8 @@ def run_node(node: Node, args: list[torch.Tensor]) -> list[torch.Tensor]:
         source = args[0].permute(0, 3, 1, 2)
         weight = args[1].permute(3, 2, 0, 1)  # [KH, KW, I/groups, O] -> [O, I/groups, KH, KW]
         if _text(attrs, "padding") == "SAME":
-            top, bottom = _same_pads(source.shape[2], weight.shape[2], sh, dh)
-            left, right = _same_pads(source.shape[3], weight.shape[3], sw, dw)
+            top, bottom = same_padding(source.shape[2], weight.shape[2], sh, dh)
+            left, right = same_padding(source.shape[3], weight.shape[3], sw, dw)
             source = F.pad(source, (left, right, top, bottom))
         groups = source.shape[1] // weight.shape[1]
         return [F.conv2d(source, weight, None, (sh, sw), 0, (dh, dw), groups).permute(0, 2, 3, 1)]
@@ -203,8 +209,8 @@ def run_node(node: Node, args: list[torch.Tensor]) -> list[torch.Tensor]:
         kernel = _ints(attrs, "ksize")[1:3]
         source = args[0].permute(0, 3, 1, 2)
         if _text(attrs, "padding") == "SAME":
-            top, bottom = _same_pads(source.shape[2], kernel[0], sh, 1)
-            left, right = _same_pads(source.shape[3], kernel[1], sw, 1)
+            top, bottom = same_padding(source.shape[2], kernel[0], sh, 1)
+            left, right = same_padding(source.shape[3], kernel[1], sw, 1)
             source = F.pad(source, (left, right, top, bottom), value=float("-inf"))
         return [F.max_pool2d(source, kernel, (sh, sw)).permute(0, 2, 3, 1)]
     if op == "ResizeBilinear":
@@ -252,23 +258,26 @@ class TfjsModule(torch.nn.Module):
                     known[f"{node.name}:{k}" if k else node.name] = out
             else:
                 self.nodes.append(node)
-        # Keep (as buffers, so .to() moves them) only the constants the running nodes read.
+        # Keep (as buffers, so .to() moves them) only the constants the running nodes read
+        # and the outputs that are constants.
         self.constants: dict[str, str] = {}
-        for node in self.nodes:
-            for value in node.inputs:
-                if value in known and value not in self.constants:
-                    buffer = f"c{len(self.constants)}"
-                    tensor = known[value]
-                    self.register_buffer(buffer, tensor.float() if tensor.is_floating_point() else tensor, persistent=False)
-                    self.constants[value] = buffer
+        for value in [v for node in self.nodes for v in node.inputs] + self.outputs:
+            if value in known and value not in self.constants:
+                buffer = f"c{len(self.constants)}"
+                tensor = known[value]
+                self.register_buffer(buffer, tensor.float() if tensor.is_floating_point() else tensor, persistent=False)
+                self.constants[value] = buffer
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
         values: dict[str, torch.Tensor] = {self.input: x}
+
+        def get(name: str) -> torch.Tensor:
+            return values[name] if name in values else getattr(self, self.constants[name])
+
         for node in self.nodes:
-            args = [values[v] if v in values else getattr(self, self.constants[v]) for v in node.inputs]
-            for k, out in enumerate(run_node(node, args)):
+            for k, out in enumerate(run_node(node, [get(v) for v in node.inputs])):
                 values[f"{node.name}:{k}" if k else node.name] = out
-        return [values[name] for name in self.outputs]
+        return [get(name) for name in self.outputs]
 
 
 def traced_onnx(module: TfjsModule, input_shape: tuple[int, ...]) -> bytes:

@@ -304,7 +304,7 @@ def _activation(x: torch.Tensor, name: str | None) -> torch.Tensor:
     return torch.tanh(x)
 
 
-def _same_padding(size: int, kernel: int, stride: int, dilation: int) -> tuple[int, int]:
+def same_padding(size: int, kernel: int, stride: int, dilation: int) -> tuple[int, int]:
     """TensorFlow's SAME padding (before, after) of one spatial dimension."""
     effective = (kernel - 1) * dilation + 1
     total = max((math.ceil(size / stride) - 1) * stride + effective - size, 0)
@@ -376,8 +376,8 @@ class TfliteModule(torch.nn.Module):
                 bias = get(op.inputs[2]) if len(op.inputs) > 2 and op.inputs[2] >= 0 else None
                 kh, kw = weight.shape[2], weight.shape[3]
                 if o["padding"] == 0:  # SAME
-                    top, bottom = _same_padding(source.shape[2], kh, o["stride_h"], o["dilation_h"])
-                    left, right = _same_padding(source.shape[3], kw, o["stride_w"], o["dilation_w"])
+                    top, bottom = same_padding(source.shape[2], kh, o["stride_h"], o["dilation_h"])
+                    left, right = same_padding(source.shape[3], kw, o["stride_w"], o["dilation_w"])
                     if top or bottom or left or right:
                         source = F.pad(source, (left, right, top, bottom))
                 groups = source.shape[1] if op.kind == "DEPTHWISE_CONV_2D" else 1
@@ -396,8 +396,8 @@ class TfliteModule(torch.nn.Module):
             elif op.kind == "MAX_POOL_2D":
                 source = get(op.inputs[0])
                 if o["padding"] == 0:
-                    top, bottom = _same_padding(source.shape[2], o["filter_h"], o["stride_h"], 1)
-                    left, right = _same_padding(source.shape[3], o["filter_w"], o["stride_w"], 1)
+                    top, bottom = same_padding(source.shape[2], o["filter_h"], o["stride_h"], 1)
+                    left, right = same_padding(source.shape[3], o["filter_w"], o["stride_w"], 1)
                     if top or bottom or left or right:
                         source = F.pad(source, (left, right, top, bottom), value=float("-inf"))
                 out = F.max_pool2d(source, (o["filter_h"], o["filter_w"]), (o["stride_h"], o["stride_w"]))
@@ -544,8 +544,8 @@ def onnx_model(path: Path) -> bytes:
             kh, kw = weight.shape[1], weight.shape[2]
             pads = [0, 0, 0, 0]
             if o["padding"] == 0:
-                top, bottom = _same_padding(height, kh, o["stride_h"], o["dilation_h"])
-                left, right = _same_padding(width, kw, o["stride_w"], o["dilation_w"])
+                top, bottom = same_padding(height, kh, o["stride_h"], o["dilation_h"])
+                left, right = same_padding(width, kw, o["stride_w"], o["dilation_w"])
                 pads = [top, left, bottom, right]
             inputs = [value(op.inputs[0], op), value(op.inputs[1], op)]
             if len(op.inputs) > 2 and op.inputs[2] >= 0:
@@ -568,8 +568,8 @@ def onnx_model(path: Path) -> bytes:
             _, height, width, _ = nhwc_shape(op.inputs[0])
             pads = [0, 0, 0, 0]
             if o["padding"] == 0:
-                top, bottom = _same_padding(height, o["filter_h"], o["stride_h"], 1)
-                left, right = _same_padding(width, o["filter_w"], o["stride_w"], 1)
+                top, bottom = same_padding(height, o["filter_h"], o["stride_h"], 1)
+                left, right = same_padding(width, o["filter_w"], o["stride_w"], 1)
                 pads = [top, left, bottom, right]
             nodes.append(helper.make_node(
                 "MaxPool" if op.kind == "MAX_POOL_2D" else "AveragePool", [value(op.inputs[0], op)], [out],
