@@ -41,6 +41,7 @@ def time_models(people: int, repeats: int) -> None:
         "MediaPipe faces, upright tiles": lambda: finder.mediapipe(image),
         "MediaPipe faces, turned copies": lambda: finder.mediapipe(image, 1) + finder.mediapipe(image, 3),
         **{f"BlazePose proposals, {k} across": (lambda k=k: persons.body_proposals(image, k)) for k in scales},
+        "NanoDet bodies (whole picture + tiles)": lambda: persons.body_boxes_batch([image]),
         "whole person detector (threads)": lambda: (finder._recent.clear(), persons.detect(image)),
     }
     for name, run in models.items():
@@ -57,18 +58,30 @@ def time_models(people: int, repeats: int) -> None:
 
 def time_backends(repeats: int) -> None:
     """Each MediaPipe model on a batch (30 face views, 25 pose tiles, 4 Pose crops: a 720p
-    image's) in torch and in onnxruntime, one thread each, medians of ``repeats``."""
+    image's) in torch and in onnxruntime, one thread each, medians of ``repeats``; and NanoDet
+    (TF.js graph) on one picture in both, and on 8 at once in torch."""
     import torch
 
-    from sganon.plugins.offline import blaze
+    from sganon.plugins.offline import blaze, nanodet
+    from sganon.plugins.offline.tfjs import TfjsModule, traced_onnx
     from sganon.plugins.offline.tflite import OnnxRunner, TfliteModule
 
     torch.set_num_threads(1)
-    for name, size, batch in [
-        (blaze.FACE_MODEL, 192, 30), (blaze.POSE_DETECTOR_MODEL, 224, 25), (blaze.POSE_LANDMARK_MODEL, 256, 4)
-    ]:
+    nanodet_module = TfjsModule(nanodet.MODEL).eval()
+    cases = [
+        (blaze.FACE_MODEL, 192, 30, TfliteModule(blaze.model_path(blaze.FACE_MODEL)).eval()),
+        (blaze.POSE_DETECTOR_MODEL, 224, 25, TfliteModule(blaze.model_path(blaze.POSE_DETECTOR_MODEL)).eval()),
+        (blaze.POSE_LANDMARK_MODEL, 256, 4, TfliteModule(blaze.model_path(blaze.POSE_LANDMARK_MODEL)).eval()),
+        (nanodet.MODEL_NAME, nanodet.SIZE, 1, nanodet_module),
+        (nanodet.MODEL_NAME, nanodet.SIZE, 8, nanodet_module),
+    ]
+    for name, size, batch, module in cases:
         x = torch.rand(batch, 3, size, size)
-        for label, run in [("torch", TfliteModule(blaze.model_path(name)).eval()), ("onnxruntime", OnnxRunner(blaze.model_path(name)))]:
+        if name == nanodet.MODEL_NAME:  # traced at batch 1: onnxruntime only for one picture
+            runs = [("torch", module)] + ([("onnxruntime", OnnxRunner(traced_onnx(module)))] if batch == 1 else [])
+        else:
+            runs = [("torch", module), ("onnxruntime", OnnxRunner(blaze.model_path(name)))]
+        for label, run in runs:
             with torch.inference_mode():
                 run(x)  # warm-up
                 walls = []

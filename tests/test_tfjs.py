@@ -263,6 +263,8 @@ def test_the_reader_runs_each_operator_as_tensorflow_does(tmp_path: Path) -> Non
     expected = np.concatenate([expected_gate, resized[..., 1:]], axis=3).reshape(2, -1)
     np.testing.assert_allclose(gate.numpy(), expected_gate, atol=1e-5)
     np.testing.assert_allclose(out.numpy(), expected, atol=1e-4)
+    with pytest.raises(PluginError, match="whole shape"):  # the Placeholder declares no shape
+        tfjs.traced_onnx(module)
 
 
 def test_the_reader_explains_what_it_cannot_read(tmp_path: Path) -> None:

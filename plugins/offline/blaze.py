@@ -39,6 +39,7 @@ import torch.nn.functional as F
 from sganon.core.errors import PluginError
 from sganon.core.structures import Box
 
+from .tfjs import TfjsModule, traced_onnx
 from .tflite import OnnxRunner, TfliteModule
 
 MODELS_DIR = Path(__file__).parent / "models"
@@ -56,14 +57,20 @@ def model_path(name: str) -> Path:
 
 
 @lru_cache(maxsize=None)
-def load_model(name: str, device: str) -> TfliteModule | OnnxRunner:
-    """The model file ``name``, loaded once per device: on the CPU in onnxruntime (one thread
-    per call; about 3x faster than torch on these small networks, measured in
-    docs/offline-models.md), elsewhere as a torch module on ``device``. Both take and give
-    torch tensors (``[N, C, H, W]`` in)."""
+def load_model(name: str, device: str) -> TfliteModule | TfjsModule | OnnxRunner:
+    """The model file ``name`` (``.tflite``, or a TF.js ``.json`` graph such as NanoDet's),
+    loaded once per device: on the CPU in onnxruntime (one thread per call; 2-3x faster than
+    torch on these small networks, measured in docs/offline-models.md), elsewhere as a torch
+    module on ``device``. Both take and give torch tensors (the graph's input layout)."""
+    path = model_path(name)
+    if path.suffix == ".json":
+        module = TfjsModule(path).eval()
+        if device == "cpu":  # traced at the graph's declared batch (1): run one picture at a time
+            return OnnxRunner(traced_onnx(module), max_batch=module.input_shape[0])
+        return module.to(device)
     if device == "cpu":
-        return OnnxRunner(model_path(name))
-    return TfliteModule(model_path(name)).eval().to(device)
+        return OnnxRunner(path)
+    return TfliteModule(path).eval().to(device)
 
 
 @dataclass

@@ -36,7 +36,7 @@ from typing import Any, Callable, ClassVar
 import cv2
 import numpy as np
 import torch
-from sganon.core.boxes import grow_box, mask_bounds, non_maximum_suppression, unrotate_box
+from sganon.core.boxes import grow_box, mask_bounds, non_maximum_suppression, too_close, unrotate_box
 from sganon.core.crops import dilated_in_frame
 from sganon.core.errors import ConfigError
 from sganon.core.interfaces import Detector
@@ -400,8 +400,7 @@ class OfflinePersonDetector(Detector):
     name: ClassVar[str] = "offline"
     description: ClassVar[str] = (
         "persons: BlazePose proposals on tiles, faces, HOG pedestrians and NanoDet bodies + Pose landmarks and masks "
-        "per person, "
-        "+ selfie segmentation for people near the camera (offline)"
+        "per person + selfie segmentation for people near the camera (offline)"
     )
     labels: ClassVar[tuple[str, ...]] = ("person",)
 
@@ -541,33 +540,19 @@ class OfflinePersonDetector(Detector):
         return persons
 
     def body_boxes_batch(self, images: list[np.ndarray]) -> list[list[ScoredBox]]:
-        """NanoDet's person boxes of each image, in its pixels: on the whole picture and, when
-        that shrinks it under about half size, also on square tiles (:func:`body_tile_count`
-        across the short side), all views of all images in one batch; merged by NMS (IoU 0.5:
-        a part of a person cut by a tile's edge stays a job, which the merge rule skips once
-        the person's mask covers it)."""
+        """NanoDet's person boxes of each image, in its pixels: on the whole picture (all
+        images in one call) and, when that shrinks an image under about half size, also on its
+        square tiles (:func:`body_tile_count` across the short side; :func:`scan_tiles`).
+        A tile's box that shares 70 % of the smaller one's area with a box of the whole picture
+        is dropped: mostly it is part of that person, cut by the tile's edge. The rest are
+        merged by NMS (IoU 0.5)."""
         assert self.body_finder is not None
-        views: list[list[View | None]] = []  # None: the whole picture
-        pixels: list[np.ndarray] = []
-        for image in images:
-            height, width = image.shape[:2]
-            count = body_tile_count(height, width)
-            image_views: list[View | None] = [None] + (tile_views(height, width, [count]) if count else [])
-            views.append(image_views)
-            pixels += [
-                image if view is None else np.ascontiguousarray(image[view.tile.y0 : view.tile.y1, view.tile.x0 : view.tile.x1])
-                for view in image_views
-            ]
-        per_view = iter(self.body_finder.find_batch(pixels))
         found = []
-        for image, image_views in zip(images, views):
-            boxes = []
-            for view in image_views:
-                for box, score in next(per_view):
-                    inside = box if view is None else box_from_view(box, view, *image.shape[:2])
-                    if inside is not None:
-                        boxes.append((inside, score))
-            found.append(non_maximum_suppression(boxes, 0.5))
+        for image, whole in zip(images, self.body_finder.find_batch(images)):
+            count = body_tile_count(*image.shape[:2])
+            tiled = scan_tiles(self.body_finder.find_batch, image, count) if count else []
+            tiled = [(box, score) for box, score in tiled if not any(too_close(box, other, 1.0, 0.7) for other, _ in whole)]
+            found.append(non_maximum_suppression(whole + tiled, 0.5))
         return found
 
     def persons_from_proposals(self, images: list[np.ndarray]) -> tuple[list[list[Detection]], list[np.ndarray]]:
@@ -740,8 +725,8 @@ class OfflinePersonDetector(Detector):
 
 #: The largest picture side NanoDet sees at once: its 416-pixel input at half size. On
 #: OpenCV's vtest.avi (768x576, people 35-155 pixels, seen at 0.54x) the whole picture finds
-#: 158 of 164 people and tiles 1 more; on a 1536x1152 mosaic of its frames (0.27x) the whole
-#: picture finds 138, tiles seen at 0.58x 158 (docs/offline-models.md).
+#: 158 of 164 people; on 1536x1152 mosaics of its frames (0.27x) the whole picture finds 138,
+#: with tiles seen at 0.58x 159 (bench_pedestrians.py --only bodies; docs/offline-models.md).
 BODY_WHOLE_SIDE = 832
 #: No tiles for pictures narrower than this (a tile would be enlarged over 4x).
 BODY_MIN_TILE_SIDE = 104

@@ -17,6 +17,7 @@ top, right, bottom), a distribution over distances 0..10 strides from the cell's
 from __future__ import annotations
 
 import math
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -25,10 +26,10 @@ from sganon.core.boxes import non_maximum_suppression
 from sganon.core.errors import PluginError
 from sganon.core.structures import Box
 
-from .tflite import OnnxRunner
-from .tfjs import TfjsModule, traced_onnx
+from .blaze import load_model
 
-MODEL = Path(__file__).parent / "models" / "nanodet.json"
+MODEL_NAME = "nanodet.json"
+MODEL = Path(__file__).parent / "models" / MODEL_NAME
 SIZE = 416
 STRIDES = (8, 16, 32)
 BINS = 11  # distances 0..10 strides per box side
@@ -51,12 +52,13 @@ class NanoDetPersons:
 
     def __init__(self, device: str = "cpu", min_score: float = 0.3, overlap: float = 0.5) -> None:
         self.device = torch.device(device)
-        self.model = load_model(self.device)
+        self.model = load_model(MODEL_NAME, str(self.device))  # on the CPU: one picture a call
         self.min_score = min_score
         self.overlap = overlap
-        # Pictures run at once: on the CPU one by one (the traced model's batch is 1; in torch,
-        # one thread, 53 ms a picture alone and 72 ms in batches of 8, ~100 MB each).
-        self.max_batch = 1 if self.device.type == "cpu" else 16
+
+    #: Pictures letterboxed and run at once (bounds the activations' memory on a GPU, ~100 MB
+    #: a picture; onnxruntime on the CPU takes them one by one).
+    max_batch = 16
 
     def letterbox(self, image: np.ndarray) -> tuple[torch.Tensor, float]:
         """``image`` (uint8 RGB ``[H, W, 3]``) scaled to fit 416x416 at the top left, the rest
@@ -90,15 +92,6 @@ class NanoDetPersons:
         return self.find_batch([image])[0]
 
 
-def load_model(device: torch.device) -> TfjsModule | OnnxRunner:
-    """NanoDet in torch on ``device``; on the CPU traced to ONNX for onnxruntime (one thread,
-    batch 1: 20 ms a picture against 45 ms in torch)."""
-    module = TfjsModule(MODEL).eval()
-    if device.type != "cpu":
-        return module.to(device)
-    return OnnxRunner(traced_onnx(module, (1, 3, SIZE, SIZE)), max_batch=1)
-
-
 def heads(outputs: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
     """The model's outputs (in any order) as every cell's class probabilities ``[N, cells, 80]``
     and box-side logits ``[N, cells, 4 * 11]``, cells of strides 8, 16 and 32 in turn."""
@@ -112,6 +105,7 @@ def heads(outputs: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
     return scores, distances
 
 
+@lru_cache(maxsize=1)
 def cell_centres() -> tuple[torch.Tensor, torch.Tensor]:
     """Every cell's centre on the 416x416 input ``[cells, 2]`` (x, y) and stride ``[cells, 1]``
     (row-major per stride; the GFL head's cells are centred)."""

@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 from sganon.core.errors import PluginError
 
-from .tflite import same_padding
+from .tflite import resize_bilinear, same_padding
 
 #: Operators this reader runs (TensorFlow names); ``SparseToDense`` only on constants.
 SUPPORTED = frozenset(
@@ -54,7 +54,7 @@ class Node:
 class Graph:
     nodes: list[Node]  # in an order where every node comes after its inputs
     constants: dict[str, np.ndarray]  # the weights, by ``Const`` node name
-    inputs: list[str]  # Placeholder names
+    input: Node  # the Placeholder
     outputs: list[str]  # the signature's output values, in its order
 
 
@@ -141,11 +141,11 @@ def read_graph(path: Path) -> Graph:
     for name in by_name:
         place(name)
     signature = model.get("signature", {})
-    inputs = [node.name for node in ordered if node.op == "Placeholder"]
+    inputs = [node for node in ordered if node.op == "Placeholder"]
     outputs = [spec["name"].removesuffix(":0") for spec in signature.get("outputs", {}).values()]
     if len(inputs) != 1 or not outputs:
-        raise PluginError(f"{path}: expected one input and named outputs, got {inputs} and {outputs}")
-    return Graph(ordered, constants, inputs, outputs)
+        raise PluginError(f"{path}: expected one input and named outputs, got {[n.name for n in inputs]} and {outputs}")
+    return Graph(ordered, constants, inputs[0], outputs)
 
 
 def _ints(attrs: dict[str, Any], key: str) -> list[int]:
@@ -216,11 +216,8 @@ def run_node(node: Node, args: list[torch.Tensor]) -> list[torch.Tensor]:
     if op == "ResizeBilinear":
         half_pixel = attrs.get("half_pixel_centers", {}).get("b", False)
         align = attrs.get("align_corners", {}).get("b", False)
-        if half_pixel == align:
-            raise PluginError(f"TF.js node {node.name}: only half-pixel or corner-aligned bilinear resizing is supported")
         height, width = (int(v) for v in args[1].tolist())
-        source = args[0].permute(0, 3, 1, 2)
-        out = F.interpolate(source, (height, width), mode="bilinear", align_corners=align)
+        out = resize_bilinear(args[0].permute(0, 3, 1, 2), height, width, align, half_pixel)
         return [out.permute(0, 2, 3, 1)]
     if op == "SparseToDense":  # constants only (shape arithmetic of converted graphs)
         indices, shape, values, default = (a.numpy() for a in args)
@@ -237,13 +234,16 @@ class TfjsModule(torch.nn.Module):
         path: The ``model.json`` (weight shards beside it).
 
     ``forward(x)`` takes the graph's single input in the layout the graph declares (any batch
-    size) and returns the signature's outputs in the signature's order.
+    size) and returns the signature's outputs in the signature's order. ``input_shape`` is the
+    input's declared shape (``-1`` where the graph leaves a size open).
     """
 
     def __init__(self, path: Path) -> None:
         super().__init__()
         graph = read_graph(path)
-        self.input = graph.inputs[0]
+        self.input = graph.input.name
+        dims = graph.input.attrs.get("shape", {}).get("shape", {}).get("dim", [])
+        self.input_shape = tuple(int(dim.get("size", -1)) for dim in dims)
         self.outputs = graph.outputs
         known: dict[str, torch.Tensor] = {}
         for name, value in graph.constants.items():
@@ -280,15 +280,26 @@ class TfjsModule(torch.nn.Module):
         return [get(name) for name in self.outputs]
 
 
-def traced_onnx(module: TfjsModule, input_shape: tuple[int, ...]) -> bytes:
-    """``module`` as a serialized ONNX model (input ``x`` of ``input_shape``, batch included),
-    traced by torch's ONNX exporter: the graph runs ~2x faster in onnxruntime than in torch on
-    one CPU core (NanoDet: 20 against 45 ms)."""
+def traced_onnx(module: TfjsModule) -> bytes:
+    """``module`` as a serialized ONNX model (input ``x`` of the graph's declared shape, batch
+    included), traced by torch's ONNX exporter: on one CPU core the graph runs about twice as
+    fast in onnxruntime as in torch (``benchmarks/bench_detection_speed.py --backends``).
+
+    Raises:
+        PluginError: the graph leaves a size of its input open (tracing needs one shape).
+    """
+    if not module.input_shape or min(module.input_shape) < 1:
+        raise PluginError(f"tracing needs the input's whole shape, the graph declares {module.input_shape}")
     buffer = io.BytesIO()
-    with warnings.catch_warnings():  # the tracer warns that shapes become constants: they are
-        warnings.simplefilter("ignore")
+    with warnings.catch_warnings():
+        # Only the exporter's own notices are silenced (shapes traced as constants, which they
+        # are here; the legacy exporter's deprecation), not other threads' warnings.
+        warnings.filterwarnings("ignore", category=torch.jit.TracerWarning)
+        warnings.filterwarnings("ignore", module=r"torch\.onnx")
+        warnings.filterwarnings("ignore", message="You are using the legacy TorchScript-based ONNX export")
         torch.onnx.export(
-            module.cpu().eval(), (torch.zeros(input_shape),), buffer, input_names=["x"], opset_version=17, dynamo=False
+            module.cpu().eval(), (torch.zeros(module.input_shape),), buffer, input_names=["x"], opset_version=17,
+            dynamo=False,
         )
     return buffer.getvalue()
 

@@ -432,7 +432,7 @@ class TfliteModule(torch.nn.Module):
             elif op.kind == "RESIZE_BILINEAR":
                 source = get(op.inputs[0])
                 height, width = (int(v) for v in get(op.inputs[1]).tolist())
-                values[op.outputs[0]] = _resize_bilinear(source, height, width, o["align_corners"], o["half_pixel_centers"])
+                values[op.outputs[0]] = resize_bilinear(source, height, width, o["align_corners"], o["half_pixel_centers"])
             elif op.kind == "DEPTH_TO_SPACE":
                 source = get(op.inputs[0])
                 block = o["block_size"]
@@ -467,7 +467,7 @@ def _transpose_conv_cropping(
     return cuts[0], cuts[1], out[0], out[1]
 
 
-def _resize_bilinear(
+def resize_bilinear(
     x: torch.Tensor, height: int, width: int, align_corners: bool, half_pixel_centers: bool
 ) -> torch.Tensor:
     """TensorFlow's RESIZE_BILINEAR of ``[N, C, H, W]``."""
