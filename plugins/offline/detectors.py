@@ -36,7 +36,7 @@ from typing import Any, Callable, ClassVar
 import cv2
 import numpy as np
 import torch
-from sganon.core.boxes import grow_box, mask_bounds, non_maximum_suppression, too_close, unrotate_box
+from sganon.core.boxes import grow_box, mask_bounds, non_maximum_suppression, unrotate_box
 from sganon.core.crops import dilated_in_frame
 from sganon.core.errors import ConfigError
 from sganon.core.interfaces import Detector
@@ -542,16 +542,15 @@ class OfflinePersonDetector(Detector):
     def body_boxes_batch(self, images: list[np.ndarray]) -> list[list[ScoredBox]]:
         """NanoDet's person boxes of each image, in its pixels: on the whole picture (all
         images in one call) and, when that shrinks an image under about half size, also on its
-        square tiles (:func:`body_tile_count` across the short side; :func:`scan_tiles`).
-        A tile's box that shares 70 % of the smaller one's area with a box of the whole picture
-        is dropped: mostly it is part of that person, cut by the tile's edge. The rest are
-        merged by NMS (IoU 0.5)."""
+        square tiles (:func:`body_tile_count` across the short side; :func:`scan_tiles`);
+        merged by NMS (IoU 0.5). A part of a person cut by a tile's edge stays: dropping such
+        boxes when they lie in a box of the whole picture lost small faces of a wide strip,
+        whose whole-picture boxes are coarse (docs/offline-models.md)."""
         assert self.body_finder is not None
         found = []
         for image, whole in zip(images, self.body_finder.find_batch(images)):
             count = body_tile_count(*image.shape[:2])
             tiled = scan_tiles(self.body_finder.find_batch, image, count) if count else []
-            tiled = [(box, score) for box, score in tiled if not any(too_close(box, other, 1.0, 0.7) for other, _ in whole)]
             found.append(non_maximum_suppression(whole + tiled, 0.5))
         return found
 
