@@ -24,6 +24,9 @@ region (the blob's pixels in the top sixth of its box), are replaced.
 * **utility**: the share of each frame replaced (mean and largest), with and without;
 * **cost**: seconds per frame of the HOG finder alone, and of the person detector with and
   without it (medians over the still frames);
+* **crowds** (``--only crowds``): mosaics of 2x2 and 4x4 still frames (1536x1152 and
+  3072x2304: many small walkers in one large picture, as in a street crowd) through
+  ``Anonymizer``, judged as the stills;
 * **false boxes**: HOG boxes and box-only persons (no Pose mask: a kept pedestrian box) on
   photos without small pedestrians (``docs/examples/astronaut.jpg``, ``../shared/data/*``,
   and any ``--photos``).
@@ -156,24 +159,53 @@ def side_by_side(frame: np.ndarray, blobs: list[Blob], output: np.ndarray, repla
 
 
 def check_stills(frames: list[np.ndarray], background: np.ndarray, every: int, pedestrians: bool, out: Path | None) -> dict:
+    pictures = [(index, frames[index], people(frames[index], background)) for index in range(0, len(frames), every)]
+    return check_pictures(pictures, pedestrians, out, "still")
+
+
+def check_pictures(pictures: list[tuple[int, np.ndarray, list[Blob]]], pedestrians: bool, out: Path | None,
+                   label: str) -> dict:
+    """Each picture (index, pixels, its people) through ``Anonymizer``: people anonymized, replaced share."""
     anonymizer = pipeline(pedestrians)
     per_frame, shares = [], []
     start = time.perf_counter()
-    for index in range(0, len(frames), every):
-        result = anonymizer.anonymize(frames[index])
-        replaced = np.any(result.image != frames[index], axis=2) | result.replaced
-        blobs = people(frames[index], background)
+    for index, picture, blobs in pictures:
+        result = anonymizer.anonymize(picture)
+        replaced = np.any(result.image != picture, axis=2) | result.replaced
         per_frame.append([index, sum(is_anonymized(replaced, blob) for blob in blobs), len(blobs)])
         shares.append(float(replaced.mean()))
         if out is not None:
-            name = f"still-{'on' if pedestrians else 'off'}-{index:04d}.png"
-            Image.fromarray(side_by_side(frames[index], blobs, result.image, replaced)).save(out / name)
+            name = f"{label}-{'on' if pedestrians else 'off'}-{index:04d}.png"
+            Image.fromarray(side_by_side(picture, blobs, result.image, replaced)).save(out / name)
     seconds = (time.perf_counter() - start) / len(per_frame)
     return {
         **people_figures(per_frame, shares),
         "seconds_per_frame": seconds,
         "per_frame": per_frame,
     }
+
+
+def mosaic(frames: list[np.ndarray], blobs: list[list[Blob]], side: int) -> tuple[np.ndarray, list[Blob]]:
+    """``side`` x ``side`` frames (row by row) as one picture, and their people moved with them."""
+    height, width = frames[0].shape[:2]
+    rows = [np.hstack(frames[row * side : (row + 1) * side]) for row in range(side)]
+    moved = [Blob(blob.box.shifted((k % side) * width, (k // side) * height), blob.mask)
+             for k, frame_blobs in enumerate(blobs) for blob in frame_blobs]
+    return np.vstack(rows), moved
+
+
+def check_crowds(frames: list[np.ndarray], background: np.ndarray, every: int, side: int, out: Path | None) -> dict:
+    """A crowd of small walkers in a large picture: mosaics of ``side`` x ``side`` still frames
+    (4x4: 3072x2304, detected at ``detect_max_side`` 1920, so the people are 22-97 pixels tall)
+    through the whole pipeline, people judged as in the stills."""
+    sampled = frames[::every]
+    blobs = [people(frame, background) for frame in sampled]
+    count = side * side
+    pictures = []
+    for start in range(0, len(sampled) - count + 1, count):
+        picture, moved = mosaic(sampled[start : start + count], blobs[start : start + count], side)
+        pictures.append((start // count, picture, moved))
+    return check_pictures(pictures, True, out, f"crowd{side}x{side}")
 
 
 def check_video(frames: list[np.ndarray], background: np.ndarray, pedestrians: bool, folder: Path, out: Path | None) -> dict:
@@ -302,15 +334,13 @@ def body_recall(frames: list[np.ndarray], background: np.ndarray, every: int) ->
     picture only and by the detector's views (whole picture + tiles), with seconds each."""
     detector = person_detector()
     assert detector.body_finder is not None
-    sampled = [(frame, [blob.box for blob in people(frame, background)]) for frame in frames[::every]]
+    stills = frames[::every]
+    blobs = [people(frame, background) for frame in stills]
+    sampled = [(frame, [blob.box for blob in frame_blobs]) for frame, frame_blobs in zip(stills, blobs)]
     mosaics = []
-    for start in range(0, len(sampled) - 3, 4):
-        four = sampled[start : start + 4]
-        top = np.hstack([four[0][0], four[1][0]])
-        bottom = np.hstack([four[2][0], four[3][0]])
-        height, width = four[0][0].shape[:2]
-        boxes = [box.shifted((k % 2) * width, (k // 2) * height) for k, (_, frame_boxes) in enumerate(four) for box in frame_boxes]
-        mosaics.append((np.vstack([top, bottom]), boxes))
+    for start in range(0, len(stills) - 3, 4):
+        picture, moved = mosaic(stills[start : start + 4], blobs[start : start + 4], 2)
+        mosaics.append((picture, [blob.box for blob in moved]))
     views = {
         "whole picture": lambda image: detector.body_finder.find(image),
         "whole picture + tiles": lambda image: detector.body_boxes_batch([image])[0],
@@ -369,10 +399,11 @@ def main() -> None:
     parser.add_argument("--every", type=int, default=25, help="stills: every N-th frame")
     parser.add_argument("--cut", default="250:150", help="video: START:COUNT frames")
     parser.add_argument("--photos", type=Path, nargs="*", default=[], help="more photos for false boxes")
-    parser.add_argument("--only", choices=("stills", "video", "cost", "photos", "models", "bodies", "photos720"),
+    parser.add_argument("--only", choices=("stills", "video", "cost", "photos", "models", "bodies", "photos720",
+                                           "crowds"),
                         nargs="*", default=None, help="parts to run (default: all but models, the raw HOG recall by "
-                        "model and scales, bodies, NanoDet alone on stills and mosaics, and photos720, the cost on "
-                        "bench_vs_deface.py's photos)")
+                        "model and scales, bodies, NanoDet alone on stills and mosaics, photos720, the cost on "
+                        "bench_vs_deface.py's photos, and crowds, the whole pipeline on mosaics of 2x2 and 4x4 stills)")
     parser.add_argument("--toggle", choices=("pedestrians", "bodies", "segmentation"), default="pedestrians",
                         help="the part of the person detector the stills and video runs turn off and on "
                         "(the figures' 'pedestrians off/on' then mean this part)")
@@ -417,6 +448,10 @@ def main() -> None:
         figures["bodies"] = body_recall(frames, background, args.every)
         for name, found in figures["bodies"].items():
             print(f"NanoDet alone, {name}: {found}", flush=True)
+    if "crowds" in parts:
+        for side in (2, 4):
+            figures[f"crowds_{side}x{side}"] = found = check_crowds(frames, background, args.every, side, args.out)
+            print(f"crowds of {side}x{side} stills: {summary(found)}", flush=True)
     if "photos720" in parts:
         figures["photos720"] = cost_on_photos()
         print(f"720p photos: {figures['photos720']}", flush=True)

@@ -342,3 +342,52 @@ def test_the_same_photo_in_any_container_gets_the_same_detections(container, tmp
         assert len(got) == len(expected), name
         for a, b in zip(sorted(expected, key=lambda d: d.box), sorted(got, key=lambda d: d.box)):
             assert box_iou(a.box, b.box) >= 0.8, (name, a.box, b.box)
+
+
+@settings(max_examples=40, deadline=None)
+@given(height=st.integers(4, 60), width=st.integers(4, 60), margin=st.sampled_from([0.1, 0.25, 0.5]),
+       scale=st.sampled_from([1.0, 0.5, 0.25]))
+def test_a_view_past_the_edges_is_the_image_in_a_black_border_and_maps_boxes_back(height, width, margin, scale):
+    """A view reaching past the image (the close-up view) is padded with black, resized by
+    its scale, and a box found in it maps back onto the image's pixels."""
+    import torch
+    from sganon.plugins.offline.detectors import View, box_from_view, view_pixels
+
+    pad = round(margin * max(height, width))
+    view = View(Box(-pad, -pad, width + pad, height + pad), scale=scale)
+    image = torch.full((3, height, width), 200.0)
+    (pixels,) = view_pixels(image, [view])
+    expected = (round(height * scale) + 2 * round(pad * scale), round(width * scale) + 2 * round(pad * scale))
+    assert tuple(pixels.shape[1:]) == expected
+    border = round(pad * scale)
+    if border:
+        assert (pixels[:, :border] == 0).all() and (pixels[:, :, -border:] == 0).all()
+    assert (pixels[:, border : pixels.shape[1] - border, border : pixels.shape[2] - border] == 200).all()
+    # The whole image, as found in the view, is the whole image again (within a pixel of rounding).
+    found = Box(border, border, pixels.shape[2] - border, pixels.shape[1] - border)
+    back = box_from_view(found, view, height, width)
+    assert back is not None
+    assert abs(back.x0) <= 1 / scale and abs(back.y0) <= 1 / scale
+    assert abs(back.x1 - width) <= 1 / scale and abs(back.y1 - height) <= 1 / scale
+
+
+def test_a_face_larger_than_the_frame_and_cut_by_its_edge_is_found(astronaut):
+    """A phone close to a face: the astronaut's face (hair to chin) three quarters as tall as
+    a 720x1280 portrait frame and wider than it, cut by its right edge (two thirds of it in
+    the picture). The usual views miss it; the close-up views (FaceSettings.closeups,
+    benchmarks/bench_closeups.py) find it."""
+    from PIL import Image
+    from sganon.plugins.offline.detectors import FaceSettings, face_finder
+
+    window = (140, 50, 221, 194)  # photo pixels shown in the frame
+    closeup = np.asarray(Image.fromarray(astronaut).resize((720, 1280), Image.Resampling.BILINEAR, box=window))
+    sx, sy = 720 / (window[2] - window[0]), 1280 / (window[3] - window[1])
+    x0, y0, x1, y1 = ASTRONAUT_FACE
+    whole = Box(round((x0 - window[0]) * sx), round((y0 - window[1]) * sy), round((x1 - window[0]) * sx),
+                round((y1 - window[1]) * sy))
+    face = whole.clip(1280, 720)
+    assert whole.width > 720 and whole.height > 0.7 * 1280 and face.area < 0.7 * whole.area
+    found = build_component("detector", "offline-face").detect(closeup)
+    assert any(face.x0 <= (d.box.x0 + d.box.x1) / 2 < face.x1 and face.y0 <= (d.box.y0 + d.box.y1) / 2 < face.y1
+               for d in found)
+    assert face_finder(FaceSettings(closeups=False)).find(closeup) == []

@@ -36,7 +36,8 @@ from typing import Any, Callable, ClassVar
 import cv2
 import numpy as np
 import torch
-from sganon.core.boxes import grow_box, mask_bounds, non_maximum_suppression, unrotate_box
+import torch.nn.functional as F
+from sganon.core.boxes import box_iou, grow_box, mask_bounds, non_maximum_suppression, unrotate_box
 from sganon.core.crops import dilated_in_frame
 from sganon.core.errors import ConfigError
 from sganon.core.interfaces import Detector
@@ -86,10 +87,23 @@ def tile_scales(height: int, width: int, min_tile_side: int, max_per_short_side:
 
 @dataclass(frozen=True)
 class View:
-    """A square tile of an image turned ``turns`` x 90 degrees (``np.rot90``), as a model sees it."""
+    """A square tile of an image turned ``turns`` x 90 degrees (``np.rot90``), as a model sees
+    it: resized by ``scale`` (1: as it is); boxes found in it smaller than ``min_side`` image
+    pixels (their longer side) are dropped."""
 
     tile: Box
     turns: int = 0
+    min_side: int = 0
+    scale: float = 1.0
+
+
+#: Faces from the close-up views count from this share of the image's long side: smaller
+#: faces are the usual views' (the close-up views see them at a scale that takes hair and
+#: shadows for faces).
+CLOSEUP_MIN_FACE = 0.2
+#: The close-up view is handed to the model at most this long (its input is 192 pixels; a
+#: full-size padded copy of a large photo would only cost memory and time).
+CLOSEUP_VIEW_SIDE = 384
 
 
 def tile_views(height: int, width: int, scales: list[int], turns: int = 0) -> list[View]:
@@ -99,15 +113,44 @@ def tile_views(height: int, width: int, scales: list[int], turns: int = 0) -> li
 
 
 def view_pixels(image: torch.Tensor, views: list[View]) -> list[torch.Tensor]:
-    """The pixels of each view of ``image`` (``[3, H, W]``), slices of (turned) copies made once."""
+    """The pixels of each view of ``image`` (``[3, H, W]``), slices of (turned) copies made once;
+    a view reaching past the image's edges is padded with black there."""
     turned = {turns: torch.rot90(image, turns, dims=(1, 2)) if turns else image for turns in {v.turns for v in views}}
-    return [turned[v.turns][:, v.tile.y0 : v.tile.y1, v.tile.x0 : v.tile.x1] for v in views]
+    pixels = []
+    for view in views:
+        source = turned[view.turns]
+        height, width = source.shape[1:]
+        tile = view.tile
+        inside = tile.clip(height, width)
+        part = source[:, inside.y0 : inside.y1, inside.x0 : inside.x1]
+        sides = [inside.x0 - tile.x0, tile.x1 - inside.x1, inside.y0 - tile.y0, tile.y1 - inside.y1]
+        if view.scale != 1.0:
+            size = (max(1, round(part.shape[1] * view.scale)), max(1, round(part.shape[2] * view.scale)))
+            part = F.interpolate(part[None], size=size, mode="area")[0]
+            sides = [round(side * view.scale) for side in sides]
+        if any(sides):
+            part = F.pad(part, sides)
+        pixels.append(part)
+    return pixels
+
+
+def closeup_view(height: int, width: int, margin: float = 0.25) -> View:
+    """The whole image with a black border of ``margin`` times its long side on every side:
+    a face too large for the other views, cut by the frame's edge (a phone close to
+    someone's face), is seen whole-sized and beside the border, as the models learnt faces."""
+    pad = round(margin * max(height, width))
+    scale = min(1.0, CLOSEUP_VIEW_SIDE / (max(height, width) + 2 * pad))
+    return View(Box(-pad, -pad, width + pad, height + pad), min_side=math.ceil(CLOSEUP_MIN_FACE * max(height, width)),
+                scale=scale)
 
 
 def box_from_view(box: Box, view: View, height: int, width: int) -> Box | None:
     """A box found in a view, in the pixels of the (unturned) ``height x width`` image: shifted
     by the tile, clipped to the turned image, turned back; ``None`` if nothing is left."""
     turned_height, turned_width = (width, height) if view.turns % 2 else (height, width)
+    if view.scale != 1.0:
+        box = Box(math.floor(box.x0 / view.scale), math.floor(box.y0 / view.scale),
+                  math.ceil(box.x1 / view.scale), math.ceil(box.y1 / view.scale))
     inside = box.shifted(view.tile.x0, view.tile.y0).clip(turned_height, turned_width)
     if inside.is_empty():
         return None
@@ -177,6 +220,13 @@ class FaceSettings:
         centerface_max_pixels: ... and to at most this many pixels (720p: x0.81).
         rotations: Also run MediaPipe on copies turned by 90 and 270 degrees.
         use_centerface: Run CenterFace at all (off: MediaPipe only, faster).
+        closeups: Also look for faces too large for the views above (a face filling the
+            frame and cut by its edge, as in a phone's close-up): MediaPipe on the whole
+            image inside a black border (:func:`closeup_view`) and CenterFace on a copy
+            whose long side is ``closeup_side``. Their faces of at least
+            ``CLOSEUP_MIN_FACE`` of the long side are added where the usual views found none.
+        closeup_side: Long side of CenterFace's close-up copy (used when its usual copy is
+            at least twice as long).
     """
 
     min_score: float = 0.5
@@ -187,6 +237,8 @@ class FaceSettings:
     centerface_max_pixels: int = 600_000
     rotations: bool = True
     use_centerface: bool = True
+    closeups: bool = True
+    closeup_side: int = 320
 
 
 class FaceFinder:
@@ -239,7 +291,7 @@ class FaceFinder:
             for view in image_views:
                 for box, score in next(found_per_view):
                     inside = box_from_view(box, view, height, width)
-                    if inside is not None:
+                    if inside is not None and max(box.width, box.height) >= view.min_side * view.scale:
                         boxes.append((inside, score))
             found.append(boxes)
         return found
@@ -260,12 +312,50 @@ class FaceFinder:
             return min(2.0, settings.centerface_min_side / long_side)
         return min(1.0, settings.centerface_max_side / long_side, math.sqrt(settings.centerface_max_pixels / (height * width)))
 
+    def closeup_scale(self, height: int, width: int) -> float | None:
+        """The factor of CenterFace's close-up copy (long side ``closeup_side``), or ``None``
+        when its usual copy is less than twice as long (the faces it misses as too large are
+        then no larger than the image)."""
+        long_side = max(height, width)
+        if self.centerface_scale(height, width) * long_side < 2 * self.settings.closeup_side:
+            return None
+        return self.settings.closeup_side / long_side
+
     def centerface_batch(self, images: list[np.ndarray]) -> list[list[ScoredBox]]:
         """CenterFace's faces in each image (frames of one size go through it together on a GPU)."""
         if self.centerface is None:
             return [[] for _ in images]
         scales = [self.centerface_scale(*image.shape[:2]) for image in images]
         return self.centerface.detect_batch(images, self.settings.centerface_score, scales)
+
+    def closeup_centerface_batch(self, images: list[np.ndarray]) -> list[list[ScoredBox]]:
+        """CenterFace's faces of at least ``CLOSEUP_MIN_FACE`` of the long side in each image's
+        close-up copy (:meth:`closeup_scale`; none where there is no such copy)."""
+        found: list[list[ScoredBox]] = [[] for _ in images]
+        todo = [(i, self.closeup_scale(*image.shape[:2])) for i, image in enumerate(images)]
+        todo = [(i, scale) for i, scale in todo if scale is not None]
+        if self.centerface is None or not todo:
+            return found
+        boxes = self.centerface.detect_batch([images[i] for i, _ in todo], self.settings.centerface_score,
+                                             [scale for _, scale in todo])
+        for (i, _), image_boxes in zip(todo, boxes):
+            min_side = CLOSEUP_MIN_FACE * max(images[i].shape[:2])
+            found[i] = [(box, score) for box, score in image_boxes if max(box.width, box.height) >= min_side]
+        return found
+
+    def closeup_mediapipe_batch(self, images: list[np.ndarray]) -> list[list[ScoredBox]]:
+        """MediaPipe's faces in each image's :func:`closeup_view`."""
+        return self.mediapipe_batch(images, [[closeup_view(*image.shape[:2])] for image in images])
+
+    def all_centerface_batch(self, images: list[np.ndarray]) -> tuple[list[list[ScoredBox]], list[list[ScoredBox]]]:
+        """CenterFace's usual faces and, with ``closeups``, its close-up faces (else empty lists)."""
+        closeups = self.closeup_centerface_batch(images) if self.settings.closeups else [[] for _ in images]
+        return self.centerface_batch(images), closeups
+
+    def all_mediapipe_batch(self, images: list[np.ndarray]) -> tuple[list[list[ScoredBox]], list[list[ScoredBox]]]:
+        """MediaPipe's usual faces and, with ``closeups``, its close-up faces (else empty lists)."""
+        closeups = self.closeup_mediapipe_batch(images) if self.settings.closeups else [[] for _ in images]
+        return self.mediapipe_batch(images), closeups
 
     def centerface_faces(self, image: np.ndarray) -> list[ScoredBox]:
         return self.centerface_batch([image])[0]
@@ -288,14 +378,19 @@ class FaceFinder:
             if todo:
                 if self._centerface_worker is None:
                     self._centerface_worker = ThreadPoolExecutor(1, thread_name_prefix="centerface")
-                centerface = self._centerface_worker.submit(self.centerface_batch, [images[i] for i in todo])
+                centerface = self._centerface_worker.submit(self.all_centerface_batch, [images[i] for i in todo])
                 try:
-                    found = on_worker(self._torch_worker, self.mediapipe_batch, [images[i] for i in todo])
+                    by_mediapipe, closeups_by_mediapipe = on_worker(
+                        self._torch_worker, self.all_mediapipe_batch, [images[i] for i in todo])
                 finally:
                     wait([centerface])  # also when MediaPipe failed or the run was interrupted
-                found_by_centerface = centerface.result()
-                for i, by_mediapipe, by_centerface in zip(todo, found, found_by_centerface):
-                    results[i] = non_maximum_suppression(by_centerface + by_mediapipe, 0.3)
+                by_centerface, closeups_by_centerface = centerface.result()
+                for k, i in enumerate(todo):
+                    usual = non_maximum_suppression(by_centerface[k] + by_mediapipe[k], 0.3)
+                    closeups = non_maximum_suppression(closeups_by_centerface[k] + closeups_by_mediapipe[k], 0.3)
+                    # A close-up face adds to the usual views' faces, never replaces one.
+                    results[i] = usual + [(box, score) for box, score in closeups
+                                          if all(box_iou(box, other) < 0.3 for other, _ in usual)]
                     if keep_for_repeat:
                         self._recent[keys[i]] = results[i]
                 while len(self._recent) > RECENT_RESULTS:
