@@ -88,12 +88,10 @@ def tile_scales(height: int, width: int, min_tile_side: int, max_per_short_side:
 @dataclass(frozen=True)
 class View:
     """A square tile of an image turned ``turns`` x 90 degrees (``np.rot90``), as a model sees
-    it: resized by ``scale`` (1: as it is); boxes found in it smaller than ``min_side`` image
-    pixels (their longer side) are dropped."""
+    it: resized by ``scale`` (1: as it is)."""
 
     tile: Box
     turns: int = 0
-    min_side: int = 0
     scale: float = 1.0
 
 
@@ -140,8 +138,7 @@ def closeup_view(height: int, width: int, margin: float = 0.25) -> View:
     someone's face), is seen whole-sized and beside the border, as the models learnt faces."""
     pad = round(margin * max(height, width))
     scale = min(1.0, CLOSEUP_VIEW_SIDE / (max(height, width) + 2 * pad))
-    return View(Box(-pad, -pad, width + pad, height + pad), min_side=math.ceil(CLOSEUP_MIN_FACE * max(height, width)),
-                scale=scale)
+    return View(Box(-pad, -pad, width + pad, height + pad), scale=scale)
 
 
 def box_from_view(box: Box, view: View, height: int, width: int) -> Box | None:
@@ -198,6 +195,11 @@ def torch_worker(name: str) -> ThreadPoolExecutor:
     worker.submit(lambda: None).result()  # start the thread now
     torch.set_num_threads(caller_threads)
     return worker
+
+
+def both(first: Callable[[Any], Any], second: Callable[[Any], Any], argument: Any) -> tuple[Any, Any]:
+    """``first(argument), second(argument)``: two model passes as one job of a worker thread."""
+    return first(argument), second(argument)
 
 
 def on_worker(worker: ThreadPoolExecutor | None, function: Callable[..., Any], *args: Any) -> Any:
@@ -291,7 +293,7 @@ class FaceFinder:
             for view in image_views:
                 for box, score in next(found_per_view):
                     inside = box_from_view(box, view, height, width)
-                    if inside is not None and max(box.width, box.height) >= view.min_side * view.scale:
+                    if inside is not None:
                         boxes.append((inside, score))
             found.append(boxes)
         return found
@@ -329,33 +331,24 @@ class FaceFinder:
         return self.centerface.detect_batch(images, self.settings.centerface_score, scales)
 
     def closeup_centerface_batch(self, images: list[np.ndarray]) -> list[list[ScoredBox]]:
-        """CenterFace's faces of at least ``CLOSEUP_MIN_FACE`` of the long side in each image's
-        close-up copy (:meth:`closeup_scale`; none where there is no such copy)."""
+        """CenterFace's faces in each image's close-up copy (:meth:`closeup_scale`; none where
+        there is no such copy, or without ``closeups``)."""
         found: list[list[ScoredBox]] = [[] for _ in images]
         todo = [(i, self.closeup_scale(*image.shape[:2])) for i, image in enumerate(images)]
         todo = [(i, scale) for i, scale in todo if scale is not None]
-        if self.centerface is None or not todo:
+        if self.centerface is None or not self.settings.closeups or not todo:
             return found
         boxes = self.centerface.detect_batch([images[i] for i, _ in todo], self.settings.centerface_score,
                                              [scale for _, scale in todo])
         for (i, _), image_boxes in zip(todo, boxes):
-            min_side = CLOSEUP_MIN_FACE * max(images[i].shape[:2])
-            found[i] = [(box, score) for box, score in image_boxes if max(box.width, box.height) >= min_side]
+            found[i] = image_boxes
         return found
 
     def closeup_mediapipe_batch(self, images: list[np.ndarray]) -> list[list[ScoredBox]]:
-        """MediaPipe's faces in each image's :func:`closeup_view`."""
+        """MediaPipe's faces in each image's :func:`closeup_view` (none without ``closeups``)."""
+        if not self.settings.closeups:
+            return [[] for _ in images]
         return self.mediapipe_batch(images, [[closeup_view(*image.shape[:2])] for image in images])
-
-    def all_centerface_batch(self, images: list[np.ndarray]) -> tuple[list[list[ScoredBox]], list[list[ScoredBox]]]:
-        """CenterFace's usual faces and, with ``closeups``, its close-up faces (else empty lists)."""
-        closeups = self.closeup_centerface_batch(images) if self.settings.closeups else [[] for _ in images]
-        return self.centerface_batch(images), closeups
-
-    def all_mediapipe_batch(self, images: list[np.ndarray]) -> tuple[list[list[ScoredBox]], list[list[ScoredBox]]]:
-        """MediaPipe's usual faces and, with ``closeups``, its close-up faces (else empty lists)."""
-        closeups = self.closeup_mediapipe_batch(images) if self.settings.closeups else [[] for _ in images]
-        return self.mediapipe_batch(images), closeups
 
     def centerface_faces(self, image: np.ndarray) -> list[ScoredBox]:
         return self.centerface_batch([image])[0]
@@ -378,16 +371,21 @@ class FaceFinder:
             if todo:
                 if self._centerface_worker is None:
                     self._centerface_worker = ThreadPoolExecutor(1, thread_name_prefix="centerface")
-                centerface = self._centerface_worker.submit(self.all_centerface_batch, [images[i] for i in todo])
+                batch = [images[i] for i in todo]
+                centerface = self._centerface_worker.submit(both, self.centerface_batch, self.closeup_centerface_batch, batch)
                 try:
                     by_mediapipe, closeups_by_mediapipe = on_worker(
-                        self._torch_worker, self.all_mediapipe_batch, [images[i] for i in todo])
+                        self._torch_worker, both, self.mediapipe_batch, self.closeup_mediapipe_batch, batch)
                 finally:
                     wait([centerface])  # also when MediaPipe failed or the run was interrupted
                 by_centerface, closeups_by_centerface = centerface.result()
                 for k, i in enumerate(todo):
                     usual = non_maximum_suppression(by_centerface[k] + by_mediapipe[k], 0.3)
-                    closeups = non_maximum_suppression(closeups_by_centerface[k] + closeups_by_mediapipe[k], 0.3)
+                    # Close-up faces count from a fifth of the long side: smaller ones are the usual views'.
+                    min_side = CLOSEUP_MIN_FACE * max(images[i].shape[:2])
+                    closeups = non_maximum_suppression(
+                        [(box, score) for box, score in closeups_by_centerface[k] + closeups_by_mediapipe[k]
+                         if max(box.width, box.height) >= min_side], 0.3)
                     # A close-up face adds to the usual views' faces, never replaces one.
                     results[i] = usual + [(box, score) for box, score in closeups
                                           if all(box_iou(box, other) < 0.3 for other, _ in usual)]
