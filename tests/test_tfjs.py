@@ -296,16 +296,25 @@ def test_the_reader_explains_what_it_cannot_read(tmp_path: Path) -> None:
 
 @settings(max_examples=100, deadline=None)
 @given(height=st.integers(1, 4000), width=st.integers(1, 4000))
-def test_large_pictures_are_also_seen_in_tiles_of_at_most_half_input_scale(height: int, width: int) -> None:
-    from sganon.plugins.offline.detectors import BODY_MIN_TILE_SIDE, BODY_WHOLE_SIDE, body_tile_count, square_tiles
+def test_pictures_are_also_seen_in_tiles_of_at_least_half_size_covering_them(height: int, width: int) -> None:
+    from sganon.plugins.offline.detectors import (
+        BODY_MIN_TILE_SIDE,
+        BODY_WHOLE_SIDE,
+        SMALL_PICTURE_TILES,
+        body_tile_count,
+        square_tiles,
+    )
 
     count = body_tile_count(height, width)
-    if max(height, width) <= BODY_WHOLE_SIDE or min(height, width) < BODY_MIN_TILE_SIDE:
-        assert count == 0
+    if count == 0:  # only where a tile would be narrower than the floor
+        small = max(height, width) <= BODY_WHOLE_SIDE
+        assert square_tiles(height, width, SMALL_PICTURE_TILES if small else 1)[0].height < BODY_MIN_TILE_SIDE
         return
     tiles = square_tiles(height, width, count)
-    assert tiles[0].height <= BODY_WHOLE_SIDE  # seen at half size or larger
-    if count > 1:  # and no more tiles than that takes
+    assert BODY_MIN_TILE_SIDE <= tiles[0].height <= BODY_WHOLE_SIDE  # seen at half size or larger
+    if max(height, width) <= BODY_WHOLE_SIDE:  # small pictures: tiles at about 1x, besides the whole
+        assert count == SMALL_PICTURE_TILES
+    elif count > 1:  # large ones: no more tiles than half size takes
         assert square_tiles(height, width, count - 1)[0].height > BODY_WHOLE_SIDE
     covered = np.zeros((height, width), bool)
     for tile in tiles:

@@ -635,9 +635,9 @@ class OfflinePersonDetector(Detector):
 
     def body_boxes_batch(self, images: list[np.ndarray]) -> list[list[ScoredBox]]:
         """NanoDet's person boxes of each image, in its pixels: on the whole picture (all
-        images in one call) and, when that shrinks an image under about half size, also on its
-        square tiles (:func:`body_tile_count` across the short side; :func:`scan_tiles`);
-        merged by NMS (IoU 0.5). A part of a person cut by a tile's edge stays: dropping such
+        images in one call) and on its square tiles (:func:`body_tile_count` across the short
+        side, :func:`scan_tiles`: about 1x for a picture seen whole at half size or more, half
+        size or more for a larger one); merged by NMS (IoU 0.5). A part of a person cut by a tile's edge stays: dropping such
         boxes when they lie in a box of the whole picture lost small faces of a wide strip,
         whose whole-picture boxes are coarse (docs/offline-models.md)."""
         assert self.body_finder is not None
@@ -821,21 +821,27 @@ class OfflinePersonDetector(Detector):
 #: 158 of 164 people; on 1536x1152 mosaics of its frames (0.27x) the whole picture finds 138,
 #: with tiles seen at 0.58x 159 (bench_pedestrians.py --only bodies; docs/offline-models.md).
 BODY_WHOLE_SIDE = 832
-#: No tiles for pictures narrower than this (a tile would be enlarged over 4x).
+#: Tiles across the short side of a picture NanoDet sees whole at half size or more: they
+#: show it at about 1x (1.16x for 768x576), where people half hidden by a pole or a sign,
+#: or cut by the frame's edge, get a box (vtest.avi's stills, every 5th frame: 821 of 835
+#: people anonymized instead of 815; docs/offline-models.md).
+SMALL_PICTURE_TILES = 2
+#: No tiles narrower than this (a tile would be enlarged over 4x).
 BODY_MIN_TILE_SIDE = 104
 
 
 def body_tile_count(height: int, width: int) -> int:
-    """Square tiles across the short side on which NanoDet also looks (0: the whole picture
-    is enough): none while the long side is at most ``BODY_WHOLE_SIDE`` (or the short side
-    under ``BODY_MIN_TILE_SIDE``), else the fewest whose side (:func:`square_tiles`) is at
-    most ``BODY_WHOLE_SIDE``."""
-    if max(height, width) <= BODY_WHOLE_SIDE or min(height, width) < BODY_MIN_TILE_SIDE:
-        return 0
-    count = 1
-    while max(square_tiles(height, width, count)[0].height, 1) > BODY_WHOLE_SIDE:
-        count += 1
-    return count
+    """Square tiles across the short side on which NanoDet also looks besides the whole
+    picture: ``SMALL_PICTURE_TILES`` while the long side is at most ``BODY_WHOLE_SIDE``,
+    else the fewest whose side (:func:`square_tiles`) is at most ``BODY_WHOLE_SIDE``; 0
+    (none) when a tile would be narrower than ``BODY_MIN_TILE_SIDE``."""
+    if max(height, width) <= BODY_WHOLE_SIDE:
+        count = SMALL_PICTURE_TILES
+    else:
+        count = 1
+        while square_tiles(height, width, count)[0].height > BODY_WHOLE_SIDE:
+            count += 1
+    return count if square_tiles(height, width, count)[0].height >= BODY_MIN_TILE_SIDE else 0
 
 
 def pedestrian_person(
