@@ -637,9 +637,10 @@ class OfflinePersonDetector(Detector):
         """NanoDet's person boxes of each image, in its pixels: on the whole picture (all
         images in one call) and on its square tiles (:func:`body_tile_count` across the short
         side, :func:`scan_tiles`: about 1x for a picture seen whole at half size or more, half
-        size or more for a larger one); merged by NMS (IoU 0.5). A part of a person cut by a tile's edge stays: dropping such
-        boxes when they lie in a box of the whole picture lost small faces of a wide strip,
-        whose whole-picture boxes are coarse (docs/offline-models.md)."""
+        size or more for a larger one); merged by NMS (IoU 0.5). A part of a person cut by a
+        tile's edge stays: dropping such boxes when they lie in a box of the whole picture
+        lost small faces of a wide strip, whose whole-picture boxes are coarse
+        (docs/offline-models.md)."""
         assert self.body_finder is not None
         found = []
         for image, whole in zip(images, self.body_finder.find_batch(images)):
