@@ -63,7 +63,7 @@ class FixedCloseup(PhoneCamera):
     """The portrait frame ``k`` face heights tall, centred on the face, still."""
 
     def __init__(self, face: Box, k: float) -> None:
-        super().__init__(0, 0, 1, face)
+        super().__init__(1, face)
         self.k = k
 
     def pose(self, t: int) -> tuple[float, float, float, float]:

@@ -177,7 +177,7 @@ class PhoneCamera:
 
     frame = (1280, 720)
 
-    def __init__(self, height: int, width: int, frames: int, face: Box) -> None:
+    def __init__(self, frames: int, face: Box) -> None:
         self.frames, self.face = frames, face
 
     def pose(self, t: int) -> tuple[float, float, float, float]:
@@ -210,16 +210,18 @@ class PhoneCamera:
         return Box(math.floor(u.min()), math.floor(v.min()), math.ceil(u.max()), math.ceil(v.max()))
 
 
-LENSES = {"flat": Camera, "fisheye": FisheyeCamera, "phone": PhoneCamera}
+#: The cameras by ``--lens``, made from the photo's size, the clip's length and the photo's faces.
+LENSES = {
+    "flat": lambda height, width, frames, faces: Camera(height, width, frames),
+    "fisheye": lambda height, width, frames, faces: FisheyeCamera(height, width, frames),
+    "phone": lambda height, width, frames, faces: PhoneCamera(frames, max(faces, key=lambda box: box.area)),
+}
 
 
 def clip(photo: np.ndarray, faces: list[Box], frames: int,
          lens: str = "flat") -> tuple[list[np.ndarray], list[list[Box]]]:
     """Frames and, per frame, the faces to hide in it (frame pixels, unclipped)."""
-    if lens == "phone":
-        camera = PhoneCamera(photo.shape[0], photo.shape[1], frames, max(faces, key=lambda box: box.area))
-    else:
-        camera = LENSES[lens](photo.shape[0], photo.shape[1], frames)
+    camera = LENSES[lens](photo.shape[0], photo.shape[1], frames, faces)
     images, truth = [], []
     for t in range(frames):
         images.append(camera.render(photo, t))

@@ -391,3 +391,34 @@ def test_a_face_larger_than_the_frame_and_cut_by_its_edge_is_found(astronaut):
     assert any(face.x0 <= (d.box.x0 + d.box.x1) / 2 < face.x1 and face.y0 <= (d.box.y0 + d.box.y1) / 2 < face.y1
                for d in found)
     assert face_finder(FaceSettings(closeups=False)).find(closeup) == []
+
+
+boxes = st.builds(lambda x, y, w, h: Box(x, y, x + w, y + h), st.integers(0, 900), st.integers(0, 900),
+                  st.integers(1, 400), st.integers(1, 400))
+scored = st.lists(st.tuples(boxes, st.floats(0.3, 1.0)), max_size=6)
+
+
+@settings(max_examples=100, deadline=None)
+@given(usual=scored, closeups=scored, long_side=st.integers(100, 2000))
+def test_closeup_faces_add_large_faces_where_none_was_found_and_replace_none(usual, closeups, long_side):
+    from sganon.core.boxes import box_iou
+    from sganon.plugins.offline.detectors import CLOSEUP_MIN_FACE, with_closeup_faces
+
+    merged = with_closeup_faces(usual, closeups, long_side)
+    assert merged[: len(usual)] == usual  # every usual face kept, first and unchanged
+    for box, score in merged[len(usual) :]:
+        assert (box, score) in closeups
+        assert max(box.width, box.height) >= CLOSEUP_MIN_FACE * long_side
+        assert all(box_iou(box, other) < 0.3 for other, _ in usual)
+    if not usual:  # with no usual face, every large close-up face is there (or one it overlaps by NMS)
+        large = [box for box, _ in closeups if max(box.width, box.height) >= CLOSEUP_MIN_FACE * long_side]
+        assert all(any(box_iou(box, added) > 0.3 or box == added for added, _ in merged) for box in large)
+
+
+@pytest.mark.parametrize("settings_", [{"closeup_side": 0}, {"min_score": 1.5}, {"centerface_max_pixels": -1},
+                                       {"min_tile_side": float("nan")}])
+def test_face_settings_out_of_range_are_a_clear_error(settings_):
+    from sganon.core.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=next(iter(settings_))):
+        build_component("detector", "offline-face", **settings_)

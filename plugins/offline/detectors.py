@@ -197,6 +197,16 @@ def torch_worker(name: str) -> ThreadPoolExecutor:
     return worker
 
 
+def with_closeup_faces(usual: list[ScoredBox], closeups: list[ScoredBox], long_side: int) -> list[ScoredBox]:
+    """The usual views' faces, and the close-up views' faces that add to them: those of at
+    least ``CLOSEUP_MIN_FACE`` of the image's ``long_side`` (smaller ones are the usual
+    views'), merged by NMS, where no usual face overlaps them (IoU 0.3): a close-up face
+    never replaces one found the usual way."""
+    min_side = CLOSEUP_MIN_FACE * long_side
+    large = non_maximum_suppression([(box, score) for box, score in closeups if max(box.width, box.height) >= min_side], 0.3)
+    return usual + [(box, score) for box, score in large if all(box_iou(box, other) < 0.3 for other, _ in usual)]
+
+
 def both(first: Callable[[Any], Any], second: Callable[[Any], Any], argument: Any) -> tuple[Any, Any]:
     """``first(argument), second(argument)``: two model passes as one job of a worker thread."""
     return first(argument), second(argument)
@@ -241,6 +251,17 @@ class FaceSettings:
     use_centerface: bool = True
     closeups: bool = True
     closeup_side: int = 320
+
+    def __post_init__(self) -> None:
+        scores = {"min_score": self.min_score, "centerface_score": self.centerface_score}
+        sizes = {name: getattr(self, name) for name in (
+            "min_tile_side", "centerface_max_side", "centerface_min_side", "centerface_max_pixels", "closeup_side")}
+        bad = [f"{name}={value}" for name, value in scores.items() if not 0 <= value <= 1]
+        bad += [f"{name}={value}" for name, value in sizes.items() if not value >= 1]
+        if bad:
+            raise ConfigError(
+                "offline-face needs scores in [0, 1] and sides and pixel counts of at least 1, got " + ", ".join(bad)
+            )
 
 
 class FaceFinder:
@@ -334,9 +355,11 @@ class FaceFinder:
         """CenterFace's faces in each image's close-up copy (:meth:`closeup_scale`; none where
         there is no such copy, or without ``closeups``)."""
         found: list[list[ScoredBox]] = [[] for _ in images]
+        if self.centerface is None or not self.settings.closeups:
+            return found
         todo = [(i, self.closeup_scale(*image.shape[:2])) for i, image in enumerate(images)]
         todo = [(i, scale) for i, scale in todo if scale is not None]
-        if self.centerface is None or not self.settings.closeups or not todo:
+        if not todo:
             return found
         boxes = self.centerface.detect_batch([images[i] for i, _ in todo], self.settings.centerface_score,
                                              [scale for _, scale in todo])
@@ -381,14 +404,8 @@ class FaceFinder:
                 by_centerface, closeups_by_centerface = centerface.result()
                 for k, i in enumerate(todo):
                     usual = non_maximum_suppression(by_centerface[k] + by_mediapipe[k], 0.3)
-                    # Close-up faces count from a fifth of the long side: smaller ones are the usual views'.
-                    min_side = CLOSEUP_MIN_FACE * max(images[i].shape[:2])
-                    closeups = non_maximum_suppression(
-                        [(box, score) for box, score in closeups_by_centerface[k] + closeups_by_mediapipe[k]
-                         if max(box.width, box.height) >= min_side], 0.3)
-                    # A close-up face adds to the usual views' faces, never replaces one.
-                    results[i] = usual + [(box, score) for box, score in closeups
-                                          if all(box_iou(box, other) < 0.3 for other, _ in usual)]
+                    closeups = closeups_by_centerface[k] + closeups_by_mediapipe[k]
+                    results[i] = with_closeup_faces(usual, closeups, max(images[i].shape[:2]))
                     if keep_for_repeat:
                         self._recent[keys[i]] = results[i]
                 while len(self._recent) > RECENT_RESULTS:
