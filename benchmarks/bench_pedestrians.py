@@ -61,6 +61,7 @@ from bench_surveillance import replaced_by, write_clip  # noqa: E402
 import sganon.plugins.baselines  # noqa: E402,F401  (registered also without installed entry points)
 import sganon.plugins.offline  # noqa: E402,F401
 from sganon.core.structures import Box  # noqa: E402
+from sganon.plugins.offline import detectors  # noqa: E402
 from sganon.plugins.offline.detectors import OfflinePersonDetector, scan_tiles  # noqa: E402
 from sganon.core.boxes import non_maximum_suppression  # noqa: E402
 from sganon.plugins.offline.pedestrians import WINDOW, PedestrianFinder, PedestrianSettings  # noqa: E402
@@ -416,8 +417,12 @@ def main() -> None:
     parser.add_argument("--keep-score", type=float, default=None, help="PedestrianSettings.keep_score")
     parser.add_argument("--min-score", type=float, default=None, help="PedestrianSettings.min_score")
     parser.add_argument("--out", type=Path, default=None, help="write PNGs to look at here")
+    parser.add_argument("--small-picture-tiles", type=int, default=None,
+                        help="detectors.SMALL_PICTURE_TILES: NanoDet's tiles across the short side of pictures up to 832 pixels")
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args()
+    if args.small_picture_tiles is not None:
+        detectors.SMALL_PICTURE_TILES = args.small_picture_tiles
     parts = set(args.only or ("stills", "video", "cost", "photos"))
     global SETTINGS, TOGGLE
     TOGGLE = args.toggle
