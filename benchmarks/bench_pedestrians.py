@@ -232,7 +232,8 @@ def check_video(frames: list[np.ndarray], background: np.ndarray, pedestrians: b
         blobs = people(frame, background)
         per_frame.append([index, sum(is_anonymized(replaced, blob) for blob in blobs), len(blobs)])
         shares.append(float(replaced.mean()))
-        if out is not None and index % 25 == 0 and index < len(outputs):
+        missed = per_frame[-1][1] < per_frame[-1][2]
+        if out is not None and (index % 25 == 0 or missed) and index < len(outputs):  # every 25th and every miss
             name = f"video-{'on' if pedestrians else 'off'}-{index:04d}.png"
             Image.fromarray(side_by_side(frame, blobs, outputs[index], replaced)).save(out / name)
     return {
