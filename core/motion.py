@@ -19,7 +19,14 @@ The rules (all in :meth:`MovingPeople.uncovered`):
   which are 2-3 times wider than tall) and not mostly (``covered``) under a detected
   person's mask;
 * a blob must also be moving now (``min_changed`` of it differs from the previous frame),
-  which drops the ghosts a background model leaves where something stood at its start;
+  which drops the ghosts a background model leaves where something stood at its start ...
+* ... or lie mostly (``held_overlap`` of its box) on a person-sized blob of an earlier
+  detection frame (under a detected person or not) that moved, itself or through the blobs
+  it continues, at most ``hold`` frames ago. A walker who stops (a man at a car's open boot,
+  someone waiting) stays a person while the background model still sees him, for up to
+  ``hold`` frames after he last moved (about as long as MOG2 takes to learn a still figure
+  into the background), even when the detector that found him loses him. A ghost never
+  moves, so it is held only where a walker left it, and no longer than ``hold`` frames;
 * the background needs ``warmup`` frames before its blobs are trusted.
 """
 
@@ -48,7 +55,10 @@ class MovingPeople:
             foreground misses thin and slow parts).
         min_changed: A blob counts only when at least this fraction of its pixels changed
             since the previous frame (a walker's edges and texture do; a "ghost", the
-            background uncovered where something stood when the model began, does not).
+            background uncovered where something stood when the model began, does not) ...
+        hold: ... or when it lies on a person-sized blob of an earlier detection frame that
+            moved at most this many frames before (a person who stopped walking).
+        held_overlap: "Lies on": at least this fraction of its box inside that blob's box.
     """
 
     def __init__(
@@ -60,6 +70,8 @@ class MovingPeople:
         warmup: int = 5,
         grow: float = 0.1,
         min_changed: float = 0.1,
+        hold: int = 25,
+        held_overlap: float = 0.5,
     ) -> None:
         self.min_height = min_height
         self.min_aspect = min_aspect
@@ -68,6 +80,8 @@ class MovingPeople:
         self.warmup = warmup
         self.grow = grow
         self.min_changed = min_changed
+        self.hold = hold
+        self.held_overlap = held_overlap
         self.reset()
 
     def reset(self) -> None:
@@ -78,6 +92,8 @@ class MovingPeople:
         self._seen = 0
         self._previous: np.ndarray | None = None  # the last small copy
         self._changed: np.ndarray | None = None  # pixels that changed since it (bool)
+        # Person-sized blobs of the last `hold` frames (small-copy boxes) and the frame they last moved.
+        self._counted: list[tuple[Box, int]] = []
 
     def foreground(self, rgb: np.ndarray) -> tuple[np.ndarray, float]:
         """Update the background with one frame (uint8 RGB ``[H, W, 3]``); returns the moving
@@ -104,18 +120,27 @@ class MovingPeople:
         import cv2
 
         moving, scale = self.foreground(rgb)
-        if persons is None or self._seen <= self.warmup or moving.mean() > self.max_moving:
+        if persons is None:
+            return []
+        if self._seen <= self.warmup or moving.mean() > self.max_moving:
+            self._counted = []  # a pan or a new scene: what stood still before is no guide
             return []
         height, width = rgb.shape[:2]
         count, labels, stats, _ = cv2.connectedComponentsWithStats(moving.astype(np.uint8), connectivity=8)
-        found = []
+        found, counted = [], []
         for label in range(1, count):
             x, y, w, h = (int(v) for v in stats[label, :4])
             if h < self.min_height * moving.shape[0] or h < self.min_aspect * w:
                 continue
             pixels = labels[y : y + h, x : x + w] == label
-            if self._changed is None or self._changed[y : y + h, x : x + w][pixels].mean() < self.min_changed:
-                continue  # nothing moves in it now: a ghost of where something was when the model began
+            small_box = Box(x, y, x + w, y + h)
+            if self._changed is not None and self._changed[y : y + h, x : x + w][pixels].mean() >= self.min_changed:
+                moved = self._seen
+            else:  # still: a person who stopped, or a ghost of where something stood when the model began
+                moved = self.last_moved(small_box)
+                if moved is None or self._seen - moved > self.hold:
+                    continue
+            counted.append((small_box, moved))
             box = Box(
                 int(x / scale), int(y / scale), min(width, int(np.ceil((x + w) / scale))), min(height, int(np.ceil((y + h) / scale)))
             )
@@ -124,7 +149,14 @@ class MovingPeople:
             if under_persons(box, blob, persons, height, width) >= self.covered:
                 continue
             found.append(grown_blob(box, blob, max(1, round(self.grow * box.height)), height, width))
+        self._counted = [(box, moved) for box, moved in self._counted + counted if self._seen - moved <= self.hold]
         return found
+
+    def last_moved(self, small_box: Box) -> int | None:
+        """The latest frame in which a remembered blob that ``small_box`` (small copy) lies on
+        moved; ``None`` when it lies on none."""
+        least = self.held_overlap * small_box.area
+        return max((moved for box, moved in self._counted if small_box.intersect(box).area >= least), default=None)
 
 
 def under_persons(box: Box, blob: np.ndarray, persons: list[Detection], height: int, width: int) -> float:

@@ -70,6 +70,39 @@ def test_a_walker_under_a_detected_mask_adds_nothing():
     assert not any(run(20, persons=detected)[8:])
 
 
+def still_background_then(figure, background_frames: int = 100):
+    """``figure`` delayed by ``background_frames`` frames of the empty background, which the
+    model learns the way a real camera's minutes teach it (at its start it learns fast)."""
+    return lambda frame: None if frame < background_frames else figure(frame - background_frames)
+
+
+@pytest.mark.parametrize("hold", [25, 0])
+def test_a_walker_who_stops_stays_found_until_the_hold_ends(hold):
+    """Walks 10 frames, then stands still: found while the background model still sees him
+    (about 20 frames here), and only as long as ``hold`` allows (0: the rule switched off)."""
+    stands = still_background_then(lambda i: walker(min(i, 10)))
+    motion = MovingPeople(hold=hold)
+    found = [motion.uncovered(scene(i, stands(i)), []) for i in range(100 + 40)][100:]
+    assert all(coverage(found[i], walker(i)) >= 0.9 for i in range(2, 11))  # walking
+    standing = [coverage(found[i], walker(10)) for i in range(12, 28)]
+    if hold:
+        assert min(standing) >= 0.9
+    else:
+        assert max(standing) == 0
+    assert max(coverage(found[i], walker(10)) for i in range(35, 40)) == 0  # learnt into the background
+
+
+def test_a_ghost_is_held_no_longer_than_the_hold():
+    """A figure that stood since the start walks away: the background it uncovers (a ghost,
+    no person) may be held with the walker for ``hold`` frames, never longer; the walker
+    stays found."""
+    motion = MovingPeople(hold=10)
+    leaves = lambda i: walker(max(i - 100, 0), 8)  # noqa: E731
+    found = [motion.uncovered(scene(i, leaves(i)), []) for i in range(100 + 24)][100:]
+    assert all(coverage(found[i], leaves(100 + i)) >= 0.9 for i in range(1, 24))
+    assert all(coverage(found[i], walker(0)) == 0 for i in range(14, 24))
+
+
 def test_frames_without_detection_only_teach_the_background():
     assert not any(run(20, persons=lambda frame: None))
 
