@@ -57,15 +57,15 @@ def test_mask_out_fills():
 
 
 def test_pixelate_makes_uniform_blocks_across_the_person():
-    image = torch.rand(1, 3, 64, 32) * 2 - 1
-    mask = torch.ones(1, 1, 64, 32)
-    mask[:, :, 8:56, 0:32] = 0  # person spans the full width: 8 blocks of 4 px
-    batch = CropBatch(image, mask, torch.zeros_like(mask), torch.zeros(1, 0, 64, 32))
+    image = torch.rand(1, 3, 96, 64) * 2 - 1
+    mask = torch.ones(1, 1, 96, 64)
+    mask[:, :, 8:88, 0:64] = 0  # person spans the full width: 8 blocks of 8 px
+    batch = CropBatch(image, mask, torch.zeros_like(mask), torch.zeros(1, 0, 96, 64))
     out = Pixelate(8).anonymize(batch)
-    block = out[0, :, 8:12, 4:8]
+    block = out[0, :, 8:16, 8:16]
     assert torch.allclose(block, block[:, :1, :1].expand_as(block))
-    assert torch.allclose(block[:, 0, 0], image[0, :, 8:12, 4:8].mean((1, 2)), atol=1e-6)
-    assert len(torch.unique(out[0, 0, 8:56, :])) == 12 * 8
+    assert torch.allclose(block[:, 0, 0], image[0, :, 8:16, 8:16].mean((1, 2)), atol=1e-6)
+    assert len(torch.unique(out[0, 0, 8:88, :])) == 10 * 8
 
 
 def test_blur_smooths_the_region():
@@ -94,14 +94,15 @@ def test_empty_region_returns_the_input():
 
 def test_pixelation_blocks_do_not_shrink_below_min_block_on_small_people():
     """16 blocks across a person 24 pixels wide would be 1.5-pixel blocks, which leave a small
-    person as they were: blocks are at least ``min_block`` (4) pixels."""
+    person as they were: blocks are at least ``min_block`` (6 by default) pixels."""
     g = torch.Generator().manual_seed(0)
     image = torch.rand(1, 3, 48, 24, generator=g) * 2 - 1
     zeros = torch.zeros(1, 1, 48, 24)
     batch = CropBatch(image=image, mask=zeros, border=zeros, embedding=torch.zeros(1, 0, 48, 24))
-    out = Pixelate(16).anonymize(batch)[0]
-    for y in range(0, 48, 4):
-        for x in range(0, 24, 4):
-            block = out[:, y : y + 4, x : x + 4]
-            assert torch.allclose(block, block[:, :1, :1].expand_as(block))  # one colour per 4x4 block
-    assert not torch.allclose(out[:, :4, :4], out[:, :4, 4:8])
+    for pixelate, side in ((Pixelate(16), 6), (Pixelate(16, min_block=4), 4)):
+        out = pixelate.anonymize(batch)[0]
+        for y in range(0, 48, side):
+            for x in range(0, 24, side):
+                block = out[:, y : y + side, x : x + side]
+                assert torch.allclose(block, block[:, :1, :1].expand_as(block))  # one colour per block
+        assert not torch.allclose(out[:, :side, :side], out[:, :side, side : 2 * side])
