@@ -53,6 +53,10 @@ ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "data"
 
 
+#: The longest side a WebP file can have.
+WEBP_MAX_SIDE = 16383
+
+
 def container(image: np.ndarray, fmt: str, **options) -> np.ndarray:
     """``image`` written as ``fmt`` and read back as Pillow reads it (RGB)."""
     buffer = io.BytesIO()
@@ -72,9 +76,10 @@ def copies(image: np.ndarray, faces: list[Box]) -> dict[str, tuple[np.ndarray, l
         "rot90": (np.ascontiguousarray(np.rot90(image, 1)), [rotate_box(b, 1, height, width) for b in faces]),
         "png": (container(image, "PNG"), faces),
         "jpeg90": (container(image, "JPEG", quality=90), faces),
-        "webp90": (container(image, "WEBP", quality=90), faces),
         "avif80": (container(image, "AVIF", quality=80), faces),
     }
+    if max(height, width) <= WEBP_MAX_SIDE:  # a strip of many photos can be wider than WebP allows
+        out["webp90"] = (container(image, "WEBP", quality=90), faces)
     try:
         out["heic"] = (container(image, "HEIF"), faces)
     except (KeyError, OSError):  # Pillow writes HEIC only with a plugin (pillow-heif), not installed

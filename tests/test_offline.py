@@ -8,7 +8,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from sganon.core.components import build_component
 from sganon.core.structures import Box, Detection
-from sganon.plugins.offline.detectors import non_maximum_suppression, square_tiles, tiles, unrotate_box
+from sganon.plugins.offline.detectors import (
+    SIDEWAYS_MIN_FACES,
+    non_maximum_suppression,
+    sideways_turns,
+    square_tiles,
+    tiles,
+    unrotate_box,
+)
 from sganon.plugins.offline.embedder import BONE_NAMES, CHANNELS, bone_surface
 
 
@@ -422,3 +429,51 @@ def test_face_settings_out_of_range_are_a_clear_error(settings_):
 
     with pytest.raises(ConfigError, match=next(iter(settings_))):
         build_component("detector", "offline-face", **settings_)
+
+
+faces_by_turns = st.lists(st.sampled_from([0, 1, 3]), max_size=30)
+
+
+@settings(max_examples=100, deadline=None)
+@given(turns=faces_by_turns)
+def test_a_picture_is_sideways_only_when_turned_views_found_clearly_more_faces_than_upright(turns):
+    found = [(Box(0, 0, 10, 10), 0.9, t) for t in turns]
+    sideways = sideways_turns(found)
+    most = max(turns.count(1), turns.count(3))
+    if sideways is None:
+        assert most < SIDEWAYS_MIN_FACES or most <= 2 * turns.count(0)
+    else:
+        assert turns.count(sideways) == most >= SIDEWAYS_MIN_FACES
+        assert turns.count(sideways) > 2 * turns.count(0)
+
+
+def test_the_small_faces_of_a_picture_stored_sideways_are_found(astronaut):
+    """One large face and twelve of about 15 pixels (scaled copies of the astronaut), the
+    pixels turned by 90 degrees without EXIF: MediaPipe's turned views find more faces than
+    the upright ones, so CenterFace, which finds the small faces upright only, also looks at
+    the copy turned that way. Without turned views (``rotations=False``) most are missed."""
+    from PIL import Image
+
+    x0, y0, x1, y1 = ASTRONAUT_FACE
+    upright = np.zeros((256, 256 + 4 * 85, 3), np.uint8)
+    upright[:, :256] = np.asarray(Image.fromarray(astronaut).resize((256, 256), Image.Resampling.BILINEAR))
+    faces = [Box(x0 // 2, y0 // 2, x1 // 2, y1 // 2)]
+    small = np.asarray(Image.fromarray(astronaut).resize((85, 85), Image.Resampling.BILINEAR))
+    f = 85 / 512
+    for row in range(3):
+        for column in range(4):
+            left, top = 256 + 85 * column, 85 * row
+            upright[top : top + 85, left : left + 85] = small
+            faces.append(Box(left + round(x0 * f), top + round(y0 * f), left + round(x1 * f), top + round(y1 * f)))
+    width = upright.shape[1]
+    turned = np.ascontiguousarray(np.rot90(upright))  # upright pixel (x, y) is turned pixel (y, width - 1 - x)
+    turned_faces = [Box(box.y0, width - box.x1, box.y1, width - box.x0) for box in faces]
+
+    def found(settings_: dict, image: np.ndarray, truth: list[Box]) -> int:
+        centres = [((d.box.x0 + d.box.x1) / 2, (d.box.y0 + d.box.y1) / 2)
+                   for d in build_component("detector", "offline-face", **settings_).detect(image)]
+        return sum(any(box.x0 <= x < box.x1 and box.y0 <= y < box.y1 for x, y in centres) for box in truth)
+
+    assert found({}, upright, faces) == 13
+    assert found({}, turned, turned_faces) == 13
+    assert found({"rotations": False}, turned, turned_faces) <= 6
