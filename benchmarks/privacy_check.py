@@ -42,7 +42,10 @@ class Face:
 
 
 def read_rgb(path: str) -> np.ndarray:
-    return np.asarray(ImageOps.exif_transpose(Image.open(path)).convert("RGB"))
+    try:
+        return np.asarray(ImageOps.exif_transpose(Image.open(path)).convert("RGB"))
+    except OSError as error:  # missing, unreadable or not an image
+        raise SystemExit(f"cannot read {path}: {error}")
 
 
 def main() -> None:
@@ -53,8 +56,11 @@ def main() -> None:
     args = parser.parse_args()
     if len(args.paths) % 2:
         raise SystemExit("usage: privacy_check.py ORIGINAL ANONYMIZED [ORIGINAL ANONYMIZED ...]")
-    import dlib
-    import face_recognition_models as models
+    try:
+        import dlib
+        import face_recognition_models as models
+    except ImportError as error:
+        raise SystemExit(f"needs dlib and its models importable (see the module docstring): {error}")
 
     detector = dlib.get_frontal_face_detector()
     landmarks = dlib.shape_predictor(models.pose_predictor_model_location())

@@ -217,6 +217,11 @@ def sideways_turns(found: list[tuple[Box, float, int]]) -> int | None:
     return best if counts[best] >= SIDEWAYS_MIN_FACES and counts[best] > 2 * counts[0] else None
 
 
+def without_turns(found: list[tuple[Box, float, int]]) -> list[ScoredBox]:
+    """Faces found with the turns of their views, as boxes and scores."""
+    return [(box, score) for box, score, _ in found]
+
+
 def with_closeup_faces(usual: list[ScoredBox], closeups: list[ScoredBox], long_side: int) -> list[ScoredBox]:
     """The usual views' faces, and the close-up views' faces that add to them: those of at
     least ``CLOSEUP_MIN_FACE`` of the image's ``long_side`` (smaller ones are the usual
@@ -325,7 +330,7 @@ class FaceFinder:
     def mediapipe_batch(self, images: list[np.ndarray], views: list[list[View]] | None = None) -> list[list[ScoredBox]]:
         """MediaPipe full-range faces in each image's views (default :meth:`views`), all views of
         all images in one batch; boxes in image pixels."""
-        return [[(box, score) for box, score, _ in found] for found in self.mediapipe_turned_batch(images, views)]
+        return [without_turns(found) for found in self.mediapipe_turned_batch(images, views)]
 
     def mediapipe_turned_batch(
         self, images: list[np.ndarray], views: list[list[View]] | None = None
@@ -449,7 +454,7 @@ class FaceFinder:
                 if any(turns):
                     sideways = self._centerface_worker.submit(self.sideways_centerface_batch, batch, turns).result()
                     by_centerface = [upright + turned for upright, turned in zip(by_centerface, sideways)]
-                by_mediapipe = [[(box, score) for box, score, _ in found] for found in turned_by_mediapipe]
+                by_mediapipe = [without_turns(found) for found in turned_by_mediapipe]
                 for k, i in enumerate(todo):
                     usual = non_maximum_suppression(by_centerface[k] + by_mediapipe[k], 0.3)
                     closeups = closeups_by_centerface[k] + closeups_by_mediapipe[k]
