@@ -413,6 +413,8 @@ def main() -> None:
     parser.add_argument("--toggle", choices=("pedestrians", "bodies", "segmentation"), default="pedestrians",
                         help="the part of the person detector the stills and video runs turn off and on "
                         "(the figures' 'pedestrians off/on' then mean this part)")
+    parser.add_argument("--states", choices=("both", "off", "on"), default="both",
+                        help="the states of the toggled part the stills and video runs measure")
     parser.add_argument("--body-min-score", type=float, default=None, help="OfflinePersonDetector.body_min_score")
     parser.add_argument("--body-keep-score", type=float, default=None, help="OfflinePersonDetector.body_keep_score")
     parser.add_argument("--keep-score", type=float, default=None, help="PedestrianSettings.keep_score")
@@ -436,14 +438,15 @@ def main() -> None:
     frames = read_frames(args.video)
     background = median_background(frames)
     figures: dict = {}
+    states = {"both": (False, True), "off": (False,), "on": (True,)}[args.states]
     if "stills" in parts:
-        for flag in (False, True):
+        for flag in states:
             figures[f"stills_pedestrians_{'on' if flag else 'off'}"] = found = check_stills(frames, background, args.every, flag, args.out)
             print(f"stills, pedestrians {'on' if flag else 'off'}: {summary(found)}", flush=True)
     if "video" in parts:
         start, count = (int(v) for v in args.cut.split(":"))
         with tempfile.TemporaryDirectory() as folder:
-            for flag in (False, True):
+            for flag in states:
                 found = check_video(frames[start : start + count], background, flag, Path(folder), args.out)
                 figures[f"video_pedestrians_{'on' if flag else 'off'}"] = found
                 print(f"video {args.cut}, pedestrians {'on' if flag else 'off'}: {summary(found)}", flush=True)

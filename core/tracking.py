@@ -15,11 +15,12 @@ When a frame leaves the window, every track seen within ``max_gap`` frames of it
 * seen before and after it, with at most ``max_gap`` frames between the two sightings: the
   box interpolated between them (mask and keypoints of the nearer sighting, fitted into it);
 * seen on one side only (it entered or left the picture, or the detector lost it for longer):
-  the nearest sighting moved by the track's velocity and grown by how far it could have moved
-  since (per frame away: half its measured speed plus a tenth of its size, or, when a single
-  sighting gave no speed, three tenths of a face's size and a tenth of a person's), mask
-  dilated to match. Privacy first: an unneeded margin costs a little utility, a missed face costs an
-  identity.
+  the nearest sighting moved by the track's velocity (of its box's centre: sizes are not
+  extrapolated) and grown by how far it could have moved since (per frame away: half its
+  measured speed plus a tenth of a face's size or a twentieth of a person's, or, when no
+  speed was measured (a single sighting, or two of very different sizes), three tenths of a
+  face's size and a tenth of a person's), mask dilated to match. Privacy first: an unneeded margin costs a little utility, a missed
+  face costs an identity.
 
 >>> from sganon.core.detections import Detections
 >>> from sganon.core.structures import Box, Detection
@@ -47,9 +48,11 @@ from .crops import dilate, resize_nearest
 from .detections import Detections
 from .structures import Box, Detection
 
-#: Per frame away from a sighting, a carried box grows by this fraction of its size on each
-#: side (how far a person or the camera may have moved that the velocity does not explain) ...
+#: Per frame away from a sighting, a carried face grows by this fraction of its size on each
+#: side (how far it or the camera may have moved that the velocity does not explain) ...
 GROWTH_PER_FRAME = 0.1
+#: ... a person, whose body changes speed and size slowly against its size, by this one ...
+GROWTH_PER_FRAME_PERSON = 0.05
 #: ... plus this fraction of the track's measured speed (pixels per frame, per coordinate);
 SPEED_MARGIN = 0.5
 #: with a single sighting (no speed known), by this fraction of its size instead: a face
@@ -59,6 +62,16 @@ UNKNOWN_SPEED_GROWTH = 0.3
 #: fps); 0.3 made single HOG boxes and motion regions in real footage cover large patches
 #: (benchmarks/bench_pedestrians.py: a third of the frame replaced on average).
 UNKNOWN_SPEED_GROWTH_PERSON = 0.1
+#: A speed is measured only between two sightings whose box areas differ by at most this
+#: factor: a box that changed more is another detector's box, or a motion blob that merged
+#: or split, and its centre's shift is not the person's motion (``Track.velocity``).
+SIZE_RATIO = 1.5
+
+
+def similar_size(a: Box, b: Box) -> bool:
+    """Whether the areas of ``a`` and ``b`` differ by at most ``SIZE_RATIO``."""
+    small, large = sorted((max(a.width * a.height, 1), max(b.width * b.height, 1)))
+    return large <= SIZE_RATIO * small
 
 
 def box_coordinates(box: Box) -> np.ndarray:
@@ -91,15 +104,23 @@ class Track:
         return next(reversed(self.sightings))
 
     def velocity(self, near: int, towards: int) -> np.ndarray | None:
-        """``[4]`` box-coordinate change per frame from the sighting at ``near`` and the one
-        next to it on the far side from ``towards``; ``None`` when there is none."""
+        """``[4]`` box-coordinate change per frame: the motion of the box's centre from the
+        sighting next to ``near`` on the far side from ``towards`` to ``near`` (the box moves,
+        its size is kept); ``None`` when there is no such sighting. Sizes are not
+        extrapolated: one person's boxes from different sources (a mask, a motion blob, a
+        pedestrian window) differ in size from frame to frame, and carrying that difference
+        forward made carried boxes several times the person's size."""
         positions = list(self.sightings)
         index = positions.index(near)
         other = index - 1 if towards >= near else index + 1
         if not 0 <= other < len(positions):
             return None
         a, b = positions[other], near
-        return (box_coordinates(self.sightings[b].box) - box_coordinates(self.sightings[a].box)) / (b - a)
+        if not similar_size(self.sightings[a].box, self.sightings[b].box):
+            return None
+        change = (box_coordinates(self.sightings[b].box) - box_coordinates(self.sightings[a].box)) / (b - a)
+        centre = (change[:2] + change[2:]) / 2
+        return np.concatenate([centre, centre])
 
     def expected_box(self, position: int) -> np.ndarray:
         """Where the track's box is expected at ``position`` after its last sighting."""
@@ -296,5 +317,6 @@ class Timeline:
             grow = away * growth * size
         else:
             coordinates = box_coordinates(sighting.box) + velocity * (position - nearest)
-            grow = away * (SPEED_MARGIN * np.abs(velocity) + GROWTH_PER_FRAME * size)
+            growth = GROWTH_PER_FRAME_PERSON if track.label == "person" else GROWTH_PER_FRAME
+            grow = away * (SPEED_MARGIN * np.abs(velocity) + growth * size)
         return fitted(sighting, coordinates, grow, frame.height, frame.width)

@@ -4,12 +4,12 @@ tracks, the look-ahead window, bounded state."""
 from __future__ import annotations
 
 import numpy as np
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from sganon.core.detections import Detections
 from sganon.core.structures import Box, Detection
-from sganon.core.tracking import Timeline
+from sganon.core.tracking import GROWTH_PER_FRAME_PERSON, UNKNOWN_SPEED_GROWTH_PERSON, Timeline, outer_box
 
 SIZE = (480, 640)  # frame height, width
 
@@ -64,6 +64,32 @@ def test_a_lost_track_is_carried_along_its_motion_grown_then_dropped():
         expected = person(10 + 10 * away).box
         assert covers(box, expected) and box.width > expected.width  # moved and grown
     assert boxes[4][0].width > boxes[2][0].width  # the further away, the larger
+
+
+def test_a_carried_box_keeps_its_size_when_the_detectors_boxes_differ_in_size():
+    """Two sightings of one standing person, a box and then a slightly looser one around the
+    same centre: the carried box is the looser one grown by the margin, not a box that goes
+    on widening by the difference every frame."""
+    frames = [Detections([person(100, 100, 50, 100)], []), Detections([person(95, 90, 60, 120)], [])]
+    done = run(Timeline(lookahead=0, max_gap=4), frames + [Detections([], [])] * 4)
+    for away, frame in enumerate(done[2:], start=1):
+        (box,) = [d.box for d in frame.persons]
+        pad_x, pad_y = away * GROWTH_PER_FRAME_PERSON * 60, away * GROWTH_PER_FRAME_PERSON * 120
+        expected = (95 - pad_x, 90 - pad_y, 155 + pad_x, 210 + pad_y)
+        assert all(abs(a - b) <= 1 for a, b in zip(box, expected)), (away, box, expected)  # pads round up
+
+
+def test_no_speed_is_measured_between_boxes_of_very_different_sizes():
+    """A box twice the area of the one before (a motion blob of two walkers, then of one):
+    the shift of its centre is not a speed, so the track is carried in place, grown as a
+    track of one sighting, instead of flying off along the shift."""
+    frames = [Detections([person(100, 100, 80, 120)], []), Detections([person(100, 130, 40, 90)], [])]
+    done = run(Timeline(lookahead=0, max_gap=4), frames + [Detections([], [])] * 4)
+    for away, frame in enumerate(done[2:], start=1):
+        (box,) = [d.box for d in frame.persons]
+        pad_x, pad_y = away * UNKNOWN_SPEED_GROWTH_PERSON * 40, away * UNKNOWN_SPEED_GROWTH_PERSON * 90
+        expected = (100 - pad_x, 130 - pad_y, 140 + pad_x, 220 + pad_y)
+        assert all(abs(a - b) <= 1 for a, b in zip(box, expected)), (away, box, expected)
 
 
 def test_a_carried_mask_is_dilated_with_its_box():
@@ -130,3 +156,41 @@ def test_a_face_in_steady_motion_is_covered_in_every_frame_near_a_sighting(
         near = t - before <= max_gap or (after is not None and after - before - 1 <= max_gap)
         if near and not truth[t].clip(*SIZE).is_empty():
             assert any(covers(f.box, truth[t]) for f in frame.faces), (t, truth[t], [f.box for f in frame.faces])
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    start=st.tuples(st.integers(-30, 560), st.integers(-30, 400)),
+    speed=st.tuples(st.floats(-0.04, 0.04), st.floats(-0.02, 0.02)),
+    height=st.integers(60, 200),
+    change=st.floats(-0.02, 0.02),
+    misses=st.lists(st.booleans(), min_size=20, max_size=20),
+    max_gap=st.integers(1, 6),
+)
+# Standing, growing (walking towards the camera), lost for the last 5 frames: only the growth
+# margin covers what the centre's motion does not.
+@example(start=(300, 200), speed=(0.0, 0.0), height=100, change=0.02, misses=[False] * 15 + [True] * 5, max_gap=5)
+def test_a_person_walking_steadily_is_covered_in_every_frame_near_a_sighting(
+    start, speed, height, change, misses, max_gap
+):
+    """Whatever frames the detector misses, a person walking steadily (up to 4 % of its
+    height per frame across, 2 % up or down: a walker covers 2-5 % of his height per frame at
+    10-25 fps) and growing or shrinking by up to 2 % per frame (walking towards or away from
+    the camera) is covered in every frame up to ``max_gap`` frames after a sighting, and in
+    every gap of at most ``max_gap`` frames between two sightings."""
+
+    def truth(t: int) -> Box:  # rounded outwards, so each box holds the person
+        tall = height * (1 + change * t)
+        wide = tall / 2
+        centre_x, centre_y = start[0] + speed[0] * height * t, start[1] + speed[1] * height * t
+        return outer_box(np.array([centre_x - wide / 2, centre_y - tall / 2, centre_x + wide / 2, centre_y + tall / 2]))
+
+    seen = [t < 2 or not missed for t, missed in enumerate(misses)]  # two sightings give the speed
+    frames = [Detections([Detection(truth(t), 0.9)] if seen[t] else [], []) for t in range(20)]
+    done = run(Timeline(lookahead=6, max_gap=max_gap), frames)
+    for t, frame in enumerate(done):
+        before = max(s for s in range(t + 1) if seen[s])
+        after = min((s for s in range(t, 20) if seen[s]), default=None)
+        near = t - before <= max_gap or (after is not None and after - before - 1 <= max_gap)
+        if near and not truth(t).clip(*SIZE).is_empty():
+            assert any(covers(p.box, truth(t)) for p in frame.persons), (t, truth(t), [p.box for p in frame.persons])
