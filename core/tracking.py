@@ -17,9 +17,9 @@ When a frame leaves the window, every track seen within ``max_gap`` frames of it
 * seen on one side only (it entered or left the picture, or the detector lost it for longer):
   the nearest sighting moved by the track's velocity (of its box's centre: sizes are not
   extrapolated) and grown by how far it could have moved since (per frame away: half its
-  measured speed plus a tenth of a face's size or a twentieth of a person's, or, when no
-  speed was measured (a single sighting, or two of very different sizes), three tenths of a
-  face's size and a tenth of a person's), mask dilated to match. Privacy first: an unneeded margin costs a little utility, a missed
+  measured speed plus a tenth of a face's size or a twentieth of a person's, or, when a
+  single sighting gave no speed, three tenths of a face's size and a tenth of a person's),
+  mask dilated to match. Privacy first: an unneeded margin costs a little utility, a missed
   face costs an identity.
 
 >>> from sganon.core.detections import Detections
@@ -62,16 +62,6 @@ UNKNOWN_SPEED_GROWTH = 0.3
 #: fps); 0.3 made single HOG boxes and motion regions in real footage cover large patches
 #: (benchmarks/bench_pedestrians.py: a third of the frame replaced on average).
 UNKNOWN_SPEED_GROWTH_PERSON = 0.1
-#: A speed is measured only between two sightings whose box areas differ by at most this
-#: factor: a box that changed more is another detector's box, or a motion blob that merged
-#: or split, and its centre's shift is not the person's motion (``Track.velocity``).
-SIZE_RATIO = 1.5
-
-
-def similar_size(a: Box, b: Box) -> bool:
-    """Whether the areas of ``a`` and ``b`` differ by at most ``SIZE_RATIO``."""
-    small, large = sorted((max(a.width * a.height, 1), max(b.width * b.height, 1)))
-    return large <= SIZE_RATIO * small
 
 
 def box_coordinates(box: Box) -> np.ndarray:
@@ -116,8 +106,6 @@ class Track:
         if not 0 <= other < len(positions):
             return None
         a, b = positions[other], near
-        if not similar_size(self.sightings[a].box, self.sightings[b].box):
-            return None
         change = (box_coordinates(self.sightings[b].box) - box_coordinates(self.sightings[a].box)) / (b - a)
         centre = (change[:2] + change[2:]) / 2
         return np.concatenate([centre, centre])

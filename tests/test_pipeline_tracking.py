@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 from sganon.core.detections import Detections
 from sganon.core.structures import Box, Detection
-from sganon.core.tracking import GROWTH_PER_FRAME_PERSON, UNKNOWN_SPEED_GROWTH_PERSON, Timeline, outer_box
+from sganon.core.tracking import GROWTH_PER_FRAME_PERSON, Timeline, outer_box
 
 SIZE = (480, 640)  # frame height, width
 
@@ -77,19 +77,6 @@ def test_a_carried_box_keeps_its_size_when_the_detectors_boxes_differ_in_size():
         pad_x, pad_y = away * GROWTH_PER_FRAME_PERSON * 60, away * GROWTH_PER_FRAME_PERSON * 120
         expected = (95 - pad_x, 90 - pad_y, 155 + pad_x, 210 + pad_y)
         assert all(abs(a - b) <= 1 for a, b in zip(box, expected)), (away, box, expected)  # pads round up
-
-
-def test_no_speed_is_measured_between_boxes_of_very_different_sizes():
-    """A box twice the area of the one before (a motion blob of two walkers, then of one):
-    the shift of its centre is not a speed, so the track is carried in place, grown as a
-    track of one sighting, instead of flying off along the shift."""
-    frames = [Detections([person(100, 100, 80, 120)], []), Detections([person(100, 130, 40, 90)], [])]
-    done = run(Timeline(lookahead=0, max_gap=4), frames + [Detections([], [])] * 4)
-    for away, frame in enumerate(done[2:], start=1):
-        (box,) = [d.box for d in frame.persons]
-        pad_x, pad_y = away * UNKNOWN_SPEED_GROWTH_PERSON * 40, away * UNKNOWN_SPEED_GROWTH_PERSON * 90
-        expected = (100 - pad_x, 130 - pad_y, 140 + pad_x, 220 + pad_y)
-        assert all(abs(a - b) <= 1 for a, b in zip(box, expected)), (away, box, expected)
 
 
 def test_a_carried_mask_is_dilated_with_its_box():
