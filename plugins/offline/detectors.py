@@ -29,7 +29,7 @@ from __future__ import annotations
 import hashlib
 import math
 import threading
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from typing import Any, Callable, ClassVar
@@ -210,9 +210,7 @@ def sideways_turns(found: list[tuple[Box, float, int]]) -> int | None:
     clearly more faces in the views turned that way than in the upright ones (a picture stored
     sideways, without EXIF); ``None`` for an upright picture. ``found``: faces with their
     views' turns."""
-    counts = {turns: 0 for turns in (0, 1, 3)}
-    for _, _, turns in found:
-        counts[turns] = counts.get(turns, 0) + 1
+    counts = Counter(turns for _, _, turns in found)
     best = max((1, 3), key=lambda turns: counts[turns])
     return best if counts[best] >= SIDEWAYS_MIN_FACES and counts[best] > 2 * counts[0] else None
 
