@@ -29,12 +29,17 @@ still photos: the people do not move, the camera does.
 detector that is not the project's instead: the MTCNN of ``facenet-pytorch`` on every frame
 (see benchmarks/independent_face_check.py for how to make it importable).
 
+``--clips FILE ...`` measures real videos as they are (no camera is simulated), with the faces
+MTCNN finds in every frame (``--truth mtcnn`` is then required: a real clip has no still to
+take the faces from); ``--end-to-end`` runs ``sganon anonymize`` on the file itself.
+
 Usage::
 
     python benchmarks/bench_moving_camera.py                      # tracking only
     python benchmarks/bench_moving_camera.py --frames 60 --end-to-end --json /tmp/moving.json
     PYTHONPATH=/tmp/fnp python benchmarks/bench_moving_camera.py --end-to-end --truth mtcnn --photos t1.jpg
     PYTHONPATH=/tmp/fnp python benchmarks/bench_moving_camera.py --lens fisheye --end-to-end --truth mtcnn --photos t1.jpg
+    PYTHONPATH=/tmp/fnp python benchmarks/bench_moving_camera.py --truth mtcnn --clips bikes.mp4 --end-to-end
 """
 
 from __future__ import annotations
@@ -55,6 +60,7 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_detection_recall import photos  # noqa: E402
+from bench_pedestrians import read_frames  # noqa: E402
 from bench_surveillance import write_clip  # noqa: E402
 
 import sganon.plugins.baselines  # noqa: E402,F401  (registered also without installed entry points)
@@ -250,13 +256,16 @@ def left_faces(region: np.ndarray, faces: list[Box]) -> int:
     return left
 
 
-def score(per_frame: list[Detections], truth: list[list[Box]], frame: tuple[int, int]) -> dict[str, int]:
-    lefts = [left_faces(replaced_region(found, frame), faces) for found, faces in zip(per_frame, truth)]
+def score(per_frame: list[Detections], truth: list[list[Box]], frame: tuple[int, int]) -> dict[str, float]:
+    """Faces left, and the share of each frame replaced (mean: what the clip loses to privacy)."""
+    regions = [replaced_region(found, frame) for found in per_frame]
+    lefts = [left_faces(region, faces) for region, faces in zip(regions, truth)]
     return {
         "frames": len(truth),
         "face_frames": sum(len(faces) for faces in truth),
         "faces_left": sum(lefts),
         "frames_with_a_face_left": sum(1 for n in lefts if n),
+        "replaced_share": round(float(np.mean([region.mean() for region in regions])), 3),
     }
 
 
@@ -268,9 +277,14 @@ def tracked(raw: list[Detections], timeline: Timeline, frame: tuple[int, int]) -
     return [Detections(frame.persons, frame.faces) for frame in done]
 
 
-def end_to_end(name: str, images: list[np.ndarray], truth: list[list[Box]], folder: Path) -> dict[str, float]:
-    source = folder / f"{name}.mp4"
-    write_clip(source, images, FPS, crf=18)
+def end_to_end(
+    name: str, images: list[np.ndarray], truth: list[list[Box]], folder: Path, source: Path | None = None
+) -> dict[str, float]:
+    """``sganon anonymize`` on ``source`` (default: ``images`` encoded as H.264), scored on
+    the regions it reports as anonymized."""
+    if source is None:
+        source = folder / f"{name}.mp4"
+        write_clip(source, images, FPS, crf=18)
     exported = folder / f"{name}.json"
     sganon = Path(sys.executable).with_name("sganon")
     started = time.perf_counter()
@@ -281,6 +295,19 @@ def end_to_end(name: str, images: list[np.ndarray], truth: list[list[Box]], fold
     frame = images[0].shape[:2]
     per_frame = [recorded.lookup(source.name, t, *frame) for t in range(len(images))]
     return {**score(per_frame, truth, frame), "fps": round(len(images) / seconds, 2)}
+
+
+def measure(anonymizer, images: list[np.ndarray], truth: list[list[Box]],  # type: ignore[no-untyped-def]
+            settings: dict[str, tuple[int, int]]) -> dict[str, dict]:
+    """The offline detectors once on every frame, then :class:`Timeline` with each setting
+    (``(look_ahead, max_gap)``), scored against ``truth``; with the detection's speed."""
+    started = time.perf_counter()
+    raw = [anonymizer.detect(image) for image in images]
+    detect_fps = len(images) / (time.perf_counter() - started)
+    frame = images[0].shape[:2]
+    report = {label: score(tracked(raw, Timeline(*values), frame), truth, frame) for label, values in settings.items()}
+    report["detection"] = {"fps": round(detect_fps, 2)}
+    return report
 
 
 def main() -> None:
@@ -296,7 +323,11 @@ def main() -> None:
     parser.add_argument("--write-frames", type=Path, default=None, help="write every 10th frame here (to look at)")
     parser.add_argument("--truth", choices=("own", "mtcnn"), default="own",
                         help="faces to hide: the project's face ensemble on the still (own) or MTCNN on every frame")
+    parser.add_argument("--clips", type=Path, nargs="*", default=[],
+                        help="real videos to measure as they are (needs --truth mtcnn); the built-in photos are then not filmed")
     args = parser.parse_args()
+    if args.clips and args.truth != "mtcnn":
+        parser.error("--clips needs --truth mtcnn (the faces to hide come from MTCNN on every frame)")
     mtcnn = None
     if args.truth == "mtcnn":
         from independent_face_check import Mtcnn
@@ -309,7 +340,17 @@ def main() -> None:
     settings = {"each frame alone": (0, 0), "timeline (default: 5 ahead, gap 5)": (5, 5)}
     report: dict[str, dict[str, dict]] = {}
     with tempfile.TemporaryDirectory() as temporary:
-        stills = photos()
+        for path in args.clips:
+            images = read_frames(path)
+            truth = [[Box(x, y, x + w, y + h) for x, y, w, h in mtcnn(image)] for image in images]
+            report[path.name] = measure(anonymizer, images, truth, settings)
+            if args.end_to_end:
+                report[path.name]["end to end (sganon anonymize)"] = end_to_end(
+                    path.stem, images, truth, Path(temporary), source=path)
+            print(f"{path.name}: {len(images)} frames of {images[0].shape[1]}x{images[0].shape[0]}", flush=True)
+            for label, figures in report[path.name].items():
+                print(f"  {label}: {json.dumps(figures)}", flush=True)
+        stills = {} if args.clips else photos()
         face_detector = build_component("detector", "offline-face")
         for path in args.photos:
             photo = np.asarray(Image.open(path).convert("RGB"))
@@ -324,15 +365,10 @@ def main() -> None:
                     Image.fromarray(images[t]).save(args.write_frames / f"{name}-{args.lens}-{t:03d}.png")
             if mtcnn is not None:
                 truth = [[Box(x, y, x + w, y + h) for x, y, w, h in mtcnn(image)] for image in images]
-            started = time.perf_counter()
-            raw = [anonymizer.detect(image) for image in images]
-            detect_fps = len(images) / (time.perf_counter() - started)
-            frame = images[0].shape[:2]
-            report[name] = {label: score(tracked(raw, Timeline(*values), frame), truth, frame)
-                            for label, values in settings.items()}
+            report[name] = measure(anonymizer, images, truth, settings)
             if args.end_to_end:
                 report[name]["end to end (sganon anonymize)"] = end_to_end(name, images, truth, Path(temporary))
-            print(f"{name}: {len(faces)} faces in the still, detection {detect_fps:.2f} fps", flush=True)
+            print(f"{name}: {len(faces)} faces in the still", flush=True)
             for label, figures in report[name].items():
                 print(f"  {label}: {json.dumps(figures)}", flush=True)
     if args.json:

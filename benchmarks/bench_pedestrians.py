@@ -27,6 +27,9 @@ region (the blob's pixels in the top sixth of its box), are replaced.
 * **crowds** (``--only crowds``): mosaics of 2x2 and 4x4 still frames (1536x1152 and
   3072x2304: many small walkers in one large picture, as in a street crowd) through
   ``Anonymizer``, judged as the stills;
+* **masks** (``--only masks``): the share of every ``--every``-th frame under the person
+  detector's masks (no ground truth: what a clip loses, e.g. a hand-held street clip), with
+  the toggled part off and on;
 * **false boxes**: HOG boxes and box-only persons (no Pose mask: a kept pedestrian box) on
   photos without small pedestrians (``docs/examples/astronaut.jpg``, ``../shared/data/*``,
   and any ``--photos``).
@@ -243,6 +246,20 @@ def check_video(frames: list[np.ndarray], background: np.ndarray, pedestrians: b
     }
 
 
+def mask_share(frames: list[np.ndarray], every: int, pedestrians: bool) -> dict:
+    """The mean (and largest) share of every ``every``-th frame under the person masks."""
+    detector = person_detector(pedestrians)
+    shares = []
+    for frame in frames[::every]:
+        height, width = frame.shape[:2]
+        covered = np.zeros((height, width), dtype=bool)
+        for person in detector.detect(frame):
+            covered |= person.mask_in_image(height, width)
+        shares.append(float(covered.mean()))
+    return {"frames": len(shares), "person_mask_share": round(statistics.mean(shares), 3),
+            "person_mask_share_max": round(max(shares), 3)}
+
+
 def cost(frames: list[np.ndarray], every: int) -> dict:
     """Median seconds per frame: HOG alone, the person detector without and with it."""
     finder = PedestrianFinder(SETTINGS)
@@ -406,7 +423,7 @@ def main() -> None:
     parser.add_argument("--cut", default="250:150", help="video: START:COUNT frames")
     parser.add_argument("--photos", type=Path, nargs="*", default=[], help="more photos for false boxes")
     parser.add_argument("--only", choices=("stills", "video", "cost", "photos", "models", "bodies", "photos720",
-                                           "crowds"),
+                                           "crowds", "masks"),
                         nargs="*", default=None, help="parts to run (default: all but models, the raw HOG recall by "
                         "model and scales, bodies, NanoDet alone on stills and mosaics, photos720, the cost on "
                         "bench_vs_deface.py's photos, and crowds, the whole pipeline on mosaics of 2x2 and 4x4 stills)")
@@ -450,6 +467,10 @@ def main() -> None:
                 found = check_video(frames[start : start + count], background, flag, Path(folder), args.out)
                 figures[f"video_pedestrians_{'on' if flag else 'off'}"] = found
                 print(f"video {args.cut}, pedestrians {'on' if flag else 'off'}: {summary(found)}", flush=True)
+    if "masks" in parts:
+        for flag in states:
+            figures[f"masks_pedestrians_{'on' if flag else 'off'}"] = found = mask_share(frames, args.every, flag)
+            print(f"person masks, pedestrians {'on' if flag else 'off'}: {found}", flush=True)
     if "cost" in parts:
         figures["seconds_per_frame"] = cost(frames, args.every)
         print(f"seconds per frame (medians): {figures['seconds_per_frame']}", flush=True)

@@ -159,3 +159,43 @@ def test_a_frame_size_change_mid_stream_starts_a_new_background():
     small = np.ascontiguousarray(scene(10, walker(10))[:120, :200])
     assert motion.uncovered(small, []) == []  # no error; warm-up again
     assert all(motion.uncovered(np.ascontiguousarray(scene(i, walker(i))[:120, :200]), []) == [] for i in range(11, 14))
+
+
+def railings(shift: float) -> np.ndarray:
+    """A grey street with dark upright bars (railings, posts: person-shaped edges), seen
+    ``shift`` pixels to the left (sub-pixel: a hand-held camera's drift)."""
+    import cv2
+
+    image = np.full((HEIGHT, WIDTH, 3), 150, np.uint8)
+    rng = np.random.default_rng(2)
+    for _ in range(25):
+        x, y = int(rng.integers(0, WIDTH - 8)), int(rng.integers(0, HEIGHT - 100))
+        image[y : y + int(rng.integers(40, 100)), x : x + int(rng.integers(3, 8))] = rng.integers(0, 60, 3)
+    moved = np.float32([[1, 0, -shift], [0, 1, 0]])
+    return cv2.warpAffine(image, moved, (WIDTH, HEIGHT), borderMode=cv2.BORDER_REFLECT)
+
+
+@pytest.mark.parametrize("drift", [0.3, 1.0])
+def test_a_hand_held_camera_adds_nothing(drift):
+    """A camera that drifts slowly over a still street: the edges of its bars move, not
+    people; the background starts anew every frame, so nothing is added."""
+    motion = MovingPeople()
+    assert not any(motion.uncovered(railings(drift * i), []) for i in range(60))
+
+
+def test_after_a_cut_a_walker_is_found_once_the_new_background_is_learnt():
+    """100 frames of one shot, then a cut to another street where someone walks: the old
+    background would show the whole new shot as moving (and add nothing for a hundred frames
+    and more); a new one is learnt from the cut on."""
+    other = np.random.default_rng(3).integers(60, 200, (HEIGHT, WIDTH, 3), dtype=np.uint8)
+    motion = MovingPeople()
+    for i in range(100):
+        motion.uncovered(scene(i, None), [])
+    found = []
+    for i in range(20):
+        image = other.copy()
+        box = walker(i)
+        image[box.y0 : box.y1, box.x0 : box.x1] = CLOTHES[: box.height, : box.width]
+        found.append(motion.uncovered(image, []))
+    assert not any(found[:5])  # the new background's warm-up
+    assert all(coverage(found[i], walker(i)) >= 0.9 for i in range(8, 20))

