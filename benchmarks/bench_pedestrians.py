@@ -94,11 +94,18 @@ def people_figures(per_frame: list, shares: list[float]) -> dict:
     }
 
 def read_frames(path: Path) -> list[np.ndarray]:
-    """Every frame of a video as uint8 RGB."""
+    """Every frame of a video as uint8 RGB; a missing, unreadable or empty video ends the
+    benchmark with a message naming it."""
     import av
 
-    with av.open(str(path)) as container:
-        return [frame.to_ndarray(format="rgb24") for frame in container.decode(video=0)]
+    try:
+        with av.open(str(path)) as container:
+            frames = [frame.to_ndarray(format="rgb24") for frame in container.decode(video=0)]
+    except (OSError, av.error.FFmpegError) as error:
+        raise SystemExit(f"cannot read the video {path}: {error}")
+    if not frames:
+        raise SystemExit(f"the video {path} has no frames")
+    return frames
 
 
 def median_background(frames: list[np.ndarray]) -> np.ndarray:

@@ -116,9 +116,7 @@ class MovingPeople:
         pixels of the small copy (bool) and its scale to the frame."""
         import cv2
 
-        height, width = rgb.shape[:2]
-        scale = min(1.0, MODEL_SIDE / max(height, width))
-        small = cv2.resize(rgb, (max(1, round(width * scale)), max(1, round(height * scale))), interpolation=cv2.INTER_AREA)
+        small = small_copy(rgb)
         if self._previous is not None and self._previous.shape != small.shape:
             self.reset()  # the frame size changed mid-stream: a new background
         if self._previous is not None:
@@ -132,7 +130,7 @@ class MovingPeople:
         moving = cv2.morphologyEx(moving.astype(np.uint8), cv2.MORPH_OPEN, np.ones((2, 2), np.uint8))
         moving = cv2.morphologyEx(moving, cv2.MORPH_CLOSE, np.ones((9, 9), np.uint8))  # one blob per object
         self._seen += 1
-        return moving.astype(bool), small.shape[1] / width
+        return moving.astype(bool), small.shape[1] / rgb.shape[1]
 
     def uncovered(self, rgb: np.ndarray, persons: list[Detection] | None) -> list[Detection]:
         """Feed one frame; on a detection frame (``persons`` given: the persons found in it),
@@ -177,6 +175,16 @@ class MovingPeople:
         moved; ``None`` when it lies on none."""
         least = self.held_overlap * small_box.area
         return max((moved for box, moved in self._counted if small_box.intersect(box).area >= least), default=None)
+
+
+def small_copy(rgb: np.ndarray) -> np.ndarray:
+    """The copy the background model sees: ``rgb`` (uint8 ``[H, W, 3]``) shrunk to at most
+    ``MODEL_SIDE`` pixels on its longest side (never enlarged)."""
+    import cv2
+
+    height, width = rgb.shape[:2]
+    scale = min(1.0, MODEL_SIDE / max(height, width))
+    return cv2.resize(rgb, (max(1, round(width * scale)), max(1, round(height * scale))), interpolation=cv2.INTER_AREA)
 
 
 def camera_motion(earlier: np.ndarray, later: np.ndarray, features: int = 200) -> float:
